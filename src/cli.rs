@@ -1,0 +1,106 @@
+//! The command line, in the dotted style of the Prometheus exporters.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::{LogFormat, LogLevel};
+
+/// The default listen address: the 9100-9999 range that the Prometheus
+/// exporters share is fully allocated, so this port sits outside it.
+pub const DEFAULT_LISTEN: &str = ":10931";
+
+/// Prometheus exporter for the upgrade state of Huawei Cloud DBSS audit instances.
+#[derive(Debug, Parser)]
+#[command(name = "dbss-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// Path of the TOML configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "/etc/dbss-exporter/config.toml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+
+    /// Validate the configuration file, print every problem, and exit.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Options of the HTTP server and logging.
+    #[command(flatten)]
+    pub web: WebArgs,
+
+    /// A subcommand; without one the exporter runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options shared by the exporter and the demo.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Address to serve on; ":PORT" means every interface.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN, global = true)]
+    pub listen_address: String,
+
+    /// Path under which the metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics",
+        global = true
+    )]
+    pub telemetry_path: String,
+
+    /// Exporter-toolkit web configuration file (TLS, basic auth, headers).
+    #[arg(long = "web.config.file", value_name = "PATH", global = true)]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Enable POST /-/reload.
+    #[arg(long = "web.enable-lifecycle", global = true)]
+    pub enable_lifecycle: bool,
+
+    /// Only log messages at this level or above.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    pub log_level: LogLevel,
+
+    /// The format of log lines.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the exporter against the embedded DBSS API simulator and a demo fleet.
+    Demo(DemoArgs),
+}
+
+/// Options of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many projects the demo fleet has (alternating between two regions).
+    #[arg(long = "demo.projects", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub projects: u32,
+
+    /// How many audit instances each demo project has.
+    #[arg(long = "demo.instances", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub instances: u32,
+
+    /// How often the demo polls each project.
+    #[arg(long = "demo.poll-interval", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub poll_interval: std::time::Duration,
+
+    /// How many demo projects are polled at once.
+    #[arg(long = "demo.concurrency", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// Make some projects fail now and then (throttling, errors, slow answers).
+    #[arg(long = "demo.faults")]
+    pub faults: bool,
+}

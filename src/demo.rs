@@ -1,0 +1,79 @@
+//! `dbss-exporter demo`: the simulator with a demo fleet on a loopback port,
+//! and the exporter polling it, so that anyone can see real metrics without
+//! a cloud account or any secret.
+
+use std::collections::BTreeMap;
+
+use rand::distributions::{Alphanumeric, DistString};
+
+use crate::app::{self, ConfigSource, RunError, ServeOptions};
+use crate::cli::DemoArgs;
+use crate::config::{Config, CredentialSpec, PollSettings, Target};
+use crate::secret::{Secret, SecretSource};
+use crate::sim::{Fleet, Simulator};
+
+/// Starts the simulator and runs the exporter against it until stopped.
+pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
+    let sim = Simulator::start()
+        .await
+        .map_err(|source| RunError::Listen {
+            address: "127.0.0.1:0".into(),
+            source,
+        })?;
+    let fleet = Fleet::new(args.projects as usize, args.instances as usize);
+    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 48);
+    sim.add_token(&token);
+    let config = demo_config(args, &fleet, &sim.url(), Secret::new(token));
+    sim.set_fleet(fleet);
+    tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, "demo simulator started");
+
+    let result = app::run(
+        ConfigSource::Fixed(Box::new(config)),
+        opts,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    drop(sim);
+    result
+}
+
+/// The exporter configuration that polls every project of `fleet` at `url`.
+pub fn demo_config(args: &DemoArgs, fleet: &Fleet, url: &str, token: Secret) -> Config {
+    let mut credentials = BTreeMap::new();
+    credentials.insert(
+        "demo".to_string(),
+        CredentialSpec::Token {
+            token: SecretSource::Value(token),
+        },
+    );
+    let targets = fleet
+        .projects()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Target {
+            project_id: p.project_id.clone(),
+            region: p.region.clone(),
+            endpoint: url.to_string(),
+            credentials: Some("demo".into()),
+            labels: vec![(
+                "env".into(),
+                if i % 4 == 3 { "staging" } else { "prod" }.into(),
+            )],
+            ca_file: None,
+            insecure_skip_verify: false,
+        })
+        .collect();
+    let interval = args.poll_interval;
+    let poll = PollSettings {
+        interval,
+        deadline: PollSettings::default().deadline.min(interval.mul_f64(0.8)),
+        timeout: PollSettings::default().timeout.min(interval.mul_f64(0.8)),
+        concurrency: args.concurrency as usize,
+        ..PollSettings::default()
+    };
+    Config {
+        poll,
+        credentials,
+        targets,
+    }
+}

@@ -1,0 +1,36 @@
+//! dbss-exporter: a Prometheus exporter for the upgrade state of Huawei Cloud
+//! Database Security Service (DBSS) audit instances.
+//!
+//! Data flows one way:
+//!
+//! - [`config`] reads and validates the TOML file into targets and credentials;
+//! - [`poller`] runs one task per target that polls the upgrade-status API
+//!   through [`client`], signing in with [`auth`] (and [`signer`] for AK/SK),
+//!   and decoding answers with [`api`];
+//! - each task keeps a [`project::ProjectState`] and renders it with
+//!   [`render`] into the [`snapshot`], which publishes whole pages;
+//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`.
+//!
+//! [`app`] wires these together; [`sim`] is the embedded API simulator that
+//! [`demo`] and the tests run against.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod logging;
+pub mod poller;
+pub mod project;
+pub mod render;
+pub mod secret;
+pub mod selfmetrics;
+pub mod server;
+pub mod signer;
+pub mod sim;
+pub mod snapshot;

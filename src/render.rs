@@ -1,0 +1,342 @@
+//! The Prometheus text exposition format (version 0.0.4), written by hand.
+//!
+//! This is the scrape's hot path. The `prometheus` crate builds a protobuf-like
+//! family tree and walks it on every scrape; here each project's series are
+//! written once per poll into a [`ProjectChunks`], already escaped and
+//! grouped by family, and a page is only the concatenation of those chunks
+//! under one HELP/TYPE header per family (see [`assemble`]).
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+/// The families whose series come from polls, in page order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `dbss_instance_upgrade_status`
+    UpgradeStatus,
+    /// `dbss_instance_upgrade_capacity`
+    UpgradeCapacity,
+    /// `dbss_instance_upgrade_steps`
+    UpgradeSteps,
+    /// `dbss_instance_upgrade_step_info`
+    StepInfo,
+    /// `dbss_instance_upgrade_step_timestamp_seconds`
+    StepTimestamp,
+    /// `dbss_up`
+    Up,
+    /// `dbss_instances`
+    Instances,
+    /// `dbss_last_poll_success_timestamp_seconds`
+    LastPollSuccess,
+    /// `dbss_poll_duration_seconds`
+    PollDuration,
+    /// `dbss_api_requests_total`
+    ApiRequests,
+    /// `dbss_poll_errors_total`
+    PollErrors,
+    /// `dbss_api_retries_total`
+    ApiRetries,
+    /// `dbss_credentials_expiry_timestamp_seconds`
+    CredentialsExpiry,
+}
+
+/// How many [`Family`] variants there are.
+pub const FAMILY_COUNT: usize = 13;
+
+impl Family {
+    /// Every family, in page order.
+    pub const ALL: [Family; FAMILY_COUNT] = [
+        Family::UpgradeStatus,
+        Family::UpgradeCapacity,
+        Family::UpgradeSteps,
+        Family::StepInfo,
+        Family::StepTimestamp,
+        Family::Up,
+        Family::Instances,
+        Family::LastPollSuccess,
+        Family::PollDuration,
+        Family::ApiRequests,
+        Family::PollErrors,
+        Family::ApiRetries,
+        Family::CredentialsExpiry,
+    ];
+
+    /// The metric name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::UpgradeStatus => "dbss_instance_upgrade_status",
+            Family::UpgradeCapacity => "dbss_instance_upgrade_capacity",
+            Family::UpgradeSteps => "dbss_instance_upgrade_steps",
+            Family::StepInfo => "dbss_instance_upgrade_step_info",
+            Family::StepTimestamp => "dbss_instance_upgrade_step_timestamp_seconds",
+            Family::Up => "dbss_up",
+            Family::Instances => "dbss_instances",
+            Family::LastPollSuccess => "dbss_last_poll_success_timestamp_seconds",
+            Family::PollDuration => "dbss_poll_duration_seconds",
+            Family::ApiRequests => "dbss_api_requests_total",
+            Family::PollErrors => "dbss_poll_errors_total",
+            Family::ApiRetries => "dbss_api_retries_total",
+            Family::CredentialsExpiry => "dbss_credentials_expiry_timestamp_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Family::UpgradeStatus => "Upgrade status of a DBSS audit instance: 0 upgrading, 1 an upgrade is available and not applied, 2 the upgrade conditions are not met.",
+            Family::UpgradeCapacity => "The total (capacity) field the upgrade-status API reports for the instance.",
+            Family::UpgradeSteps => "Number of upgrade steps the API lists for the instance.",
+            Family::StepInfo => "One upgrade step of an instance, by position, with its name and result code.",
+            Family::StepTimestamp => "Time of an upgrade step, in Unix seconds.",
+            Family::Up => "Whether the last poll of the project succeeded (1) or failed (0).",
+            Family::Instances => "Number of audit instances in the last good answer for the project.",
+            Family::LastPollSuccess => "Unix time of the last successful poll of the project.",
+            Family::PollDuration => "Duration of the last poll of the project, retries included, in seconds.",
+            Family::ApiRequests => "Requests made to the DBSS API, by HTTP status code (error: no answer).",
+            Family::PollErrors => "Failed polls of the project, by reason.",
+            Family::ApiRetries => "Requests to the DBSS API that were retries of a failed request.",
+            Family::CredentialsExpiry => "Unix time at which the credential used for the project expires.",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Family::ApiRequests | Family::PollErrors | Family::ApiRetries => "counter",
+            _ => "gauge",
+        }
+    }
+
+    /// The `# HELP` and `# TYPE` lines of the family.
+    pub fn header(self) -> String {
+        format!(
+            "# HELP {n} {h}\n# TYPE {n} {k}\n",
+            n = self.name(),
+            h = self.help(),
+            k = self.kind()
+        )
+    }
+}
+
+/// Appends `value` escaped for a label value: `\` `"` and newline.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends a sample value as the exposition format spells it.
+pub fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// The labels every series of one project carries, escaped once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectLabels {
+    /// `project_id="…",region="…"`.
+    prefix: String,
+    /// `,env="prod"` and the target's other labels, or empty.
+    suffix: String,
+}
+
+impl ProjectLabels {
+    /// Escapes the project's labels; `extra` must be sorted and valid names.
+    pub fn new(project_id: &str, region: &str, extra: &[(String, String)]) -> Self {
+        let mut prefix = String::from("project_id=\"");
+        escape_label_value(&mut prefix, project_id);
+        prefix.push_str("\",region=\"");
+        escape_label_value(&mut prefix, region);
+        prefix.push('"');
+        let mut suffix = String::new();
+        for (name, value) in extra {
+            let _ = write!(suffix, ",{name}=\"");
+            escape_label_value(&mut suffix, value);
+            suffix.push('"');
+        }
+        ProjectLabels { prefix, suffix }
+    }
+}
+
+/// Writes the series of one project, family by family.
+pub struct ChunkWriter<'a> {
+    labels: &'a ProjectLabels,
+    buf: String,
+    ranges: [Range<u32>; FAMILY_COUNT],
+    current: Option<usize>,
+}
+
+impl<'a> ChunkWriter<'a> {
+    /// Starts an empty set of chunks for the project with `labels`.
+    pub fn new(labels: &'a ProjectLabels) -> Self {
+        ChunkWriter {
+            labels,
+            buf: String::new(),
+            ranges: std::array::from_fn(|_| 0..0),
+            current: None,
+        }
+    }
+
+    /// Writes one sample of `family` with the project's labels plus `labels`.
+    /// Samples must be written family by family, in [`Family::ALL`] order.
+    pub fn sample(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        self.enter(family);
+        let b = &mut self.buf;
+        b.push_str(family.name());
+        b.push('{');
+        b.push_str(&self.labels.prefix);
+        for (name, v) in labels {
+            b.push(',');
+            b.push_str(name);
+            b.push_str("=\"");
+            escape_label_value(b, v);
+            b.push('"');
+        }
+        b.push_str(&self.labels.suffix);
+        b.push_str("} ");
+        write_value(b, value);
+        b.push('\n');
+    }
+
+    fn enter(&mut self, family: Family) {
+        let index = family as usize;
+        if self.current == Some(index) {
+            return;
+        }
+        debug_assert!(
+            self.current.is_none_or(|c| c < index),
+            "families out of order"
+        );
+        self.close();
+        let at = self.buf.len() as u32;
+        self.ranges[index] = at..at;
+        self.current = Some(index);
+    }
+
+    fn close(&mut self) {
+        if let Some(c) = self.current {
+            self.ranges[c].end = self.buf.len() as u32;
+        }
+    }
+
+    /// The finished chunks.
+    pub fn finish(mut self) -> ProjectChunks {
+        self.close();
+        ProjectChunks {
+            bytes: Bytes::from(self.buf.into_bytes()),
+            ranges: self.ranges,
+        }
+    }
+}
+
+/// One project's series, rendered and grouped by family.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChunks {
+    bytes: Bytes,
+    ranges: [Range<u32>; FAMILY_COUNT],
+}
+
+impl ProjectChunks {
+    /// The rendered lines of `family`.
+    pub fn family(&self, family: Family) -> &[u8] {
+        let r = &self.ranges[family as usize];
+        &self.bytes[r.start as usize..r.end as usize]
+    }
+
+    /// The size of all lines, for accounting.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the project has no series at all.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Joins the chunks of every project into one page: each family's header
+/// once, then that family's lines from every project, in the order given.
+pub fn assemble<'a>(projects: impl Iterator<Item = &'a ProjectChunks> + Clone) -> Vec<u8> {
+    let total: usize = projects.clone().map(ProjectChunks::len).sum();
+    let mut page = Vec::with_capacity(total + FAMILY_COUNT * 200);
+    for family in Family::ALL {
+        let mut header_written = false;
+        for p in projects.clone() {
+            let lines = p.family(family);
+            if lines.is_empty() {
+                continue;
+            }
+            if !header_written {
+                page.extend_from_slice(family.header().as_bytes());
+                header_written = true;
+            }
+            page.extend_from_slice(lines);
+        }
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = String::new();
+        escape_label_value(&mut s, "a\\b\"c\nd é");
+        assert_eq!(s, "a\\\\b\\\"c\\nd é");
+    }
+
+    #[test]
+    fn values_use_the_exposition_spelling() {
+        let cases = [
+            (1.0, "1"),
+            (0.25, "0.25"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (-3.0, "-3"),
+            (1764790000.5, "1764790000.5"),
+        ];
+        for (v, want) in cases {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn families_are_grouped_across_projects() {
+        let a_labels = ProjectLabels::new("a", "r1", &[("env".into(), "prod".into())]);
+        let mut a = ChunkWriter::new(&a_labels);
+        a.sample(Family::UpgradeStatus, &[("instance_id", "i1")], 1.0);
+        a.sample(Family::Up, &[], 1.0);
+        let a = a.finish();
+        let b_labels = ProjectLabels::new("b", "r2", &[]);
+        let mut b = ChunkWriter::new(&b_labels);
+        b.sample(Family::Up, &[], 0.0);
+        let b = b.finish();
+
+        let page = String::from_utf8(assemble([a, b].iter())).unwrap();
+        let lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "dbss_instance_upgrade_status{project_id=\"a\",region=\"r1\",instance_id=\"i1\",env=\"prod\"} 1",
+                "dbss_up{project_id=\"a\",region=\"r1\",env=\"prod\"} 1",
+                "dbss_up{project_id=\"b\",region=\"r2\"} 0",
+            ]
+        );
+        assert_eq!(page.matches("# TYPE dbss_up gauge").count(), 1);
+        assert!(!page.contains("dbss_instances"));
+    }
+}
