@@ -59,7 +59,10 @@ fn an_unknown_status_is_kept_with_a_warning() {
 #[test]
 fn a_missing_or_null_list_is_an_empty_fleet() {
     assert!(decode(b"{}").unwrap().instances.is_empty());
-    assert!(decode(br#"{"audit_upgrade_infos":null}"#).unwrap().instances.is_empty());
+    assert!(decode(br#"{"audit_upgrade_infos":null}"#)
+        .unwrap()
+        .instances
+        .is_empty());
 }
 
 #[test]
@@ -69,7 +72,9 @@ fn answers_of_the_wrong_shape_fail_with_a_reason() {
         "answer has the wrong shape: expected an object, found an array"
     );
     assert_eq!(
-        decode(br#"{"audit_upgrade_infos":"x"}"#).unwrap_err().to_string(),
+        decode(br#"{"audit_upgrade_infos":"x"}"#)
+            .unwrap_err()
+            .to_string(),
         "answer has the wrong shape: audit_upgrade_infos is a string, not an array"
     );
     let err = decode(b"<html>Bad Gateway</html>").unwrap_err().to_string();
@@ -78,15 +83,20 @@ fn answers_of_the_wrong_shape_fail_with_a_reason() {
 
 #[test]
 fn error_bodies_of_all_three_shapes_give_their_code() {
-    let flat = br#"{"error_code":"DBSS.10020100","error_msg":"token authentication failed","details":[]}"#;
+    let flat =
+        br#"{"error_code":"DBSS.10020100","error_msg":"token authentication failed","details":[]}"#;
     let nested = br#"{"error":{"error_code":"DBSS.11000000","error_msg":"internal error"}}"#;
-    let gateway = br#"{"error_code":"APIGW.0301","error_msg":"incorrect IAM authentication information"}"#;
+    let gateway =
+        br#"{"error_code":"APIGW.0301","error_msg":"incorrect IAM authentication information"}"#;
     let iam = br#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#;
     let codes: Vec<String> = [&flat[..], nested, gateway, iam]
         .iter()
         .map(|b| decode_error_body(b).unwrap().code)
         .collect();
-    assert_eq!(codes, ["DBSS.10020100", "DBSS.11000000", "APIGW.0301", "401"]);
+    assert_eq!(
+        codes,
+        ["DBSS.10020100", "DBSS.11000000", "APIGW.0301", "401"]
+    );
     assert_eq!(decode_error_body(b"<html/>"), None);
     assert_eq!(decode_error_body(br#"{"message":"x"}"#), None);
 }

@@ -242,7 +242,7 @@ fn read_poll(top: &TableReader) -> PollSettings {
     };
     let defaults = PollSettings::default();
     poll.interval = t.duration("interval").unwrap_or(defaults.interval);
-    poll.timeout = t.duration("timeout").unwrap_or(defaults.timeout);
+    let timeout = t.duration("timeout");
     poll.connect_timeout = t
         .duration("connect_timeout")
         .unwrap_or(defaults.connect_timeout);
@@ -266,9 +266,15 @@ fn read_poll(top: &TableReader) -> PollSettings {
         Some(d) => d,
         None => defaults.deadline.min(poll.interval.mul_f64(0.8)),
     };
-    if poll.timeout > poll.deadline {
-        t.problem("timeout", "must not be longer than poll.deadline");
-    }
+    // A timeout left at its default shrinks to fit a short deadline.
+    poll.timeout = match timeout {
+        Some(d) if d > poll.deadline => {
+            t.problem("timeout", "must not be longer than poll.deadline");
+            d
+        }
+        Some(d) => d,
+        None => defaults.timeout.min(poll.deadline),
+    };
     t.finish();
     poll
 }

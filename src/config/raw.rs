@@ -55,7 +55,8 @@ impl Node {
 /// Parses TOML text into a located tree, or returns the parser's message
 /// and the byte offset it points at.
 pub fn parse(text: &str) -> Result<Table, (String, Option<usize>)> {
-    let doc = ImDocument::parse(text).map_err(|e| (e.message().to_string(), e.span().map(|s| s.start)))?;
+    let doc = ImDocument::parse(text)
+        .map_err(|e| (e.message().to_string(), e.span().map(|s| s.start)))?;
     Ok(table(doc.as_table()))
 }
 
@@ -171,8 +172,12 @@ mod tests {
         let line = |l: &Located| lines.line(l.at.unwrap());
         assert_eq!(line(&sub(&root, "poll")["interval"]), 2);
         assert_eq!(line(&sub(sub(&root, "credentials"), "main")["type"]), 5);
-        let Node::Array(targets) = &root["targets"].node else { panic!("targets") };
-        let Node::Table(t0) = &targets[0].node else { panic!("target") };
+        let Node::Array(targets) = &root["targets"].node else {
+            panic!("targets")
+        };
+        let Node::Table(t0) = &targets[0].node else {
+            panic!("target")
+        };
         assert_eq!(line(&targets[0]), 7);
         assert_eq!(line(&t0["project_id"]), 8);
         assert_eq!(line(&sub(t0, "labels")["env"]), 9);

@@ -10,7 +10,6 @@ use super::raw::{LineIndex, Located, Node, Table};
 use super::{ConfigError, Problem};
 use crate::secret::SecretSource;
 
-
 /// Every problem found so far, with what is needed to turn offsets into lines.
 pub struct Problems {
     file: String,
@@ -307,7 +306,8 @@ impl<'a> TableReader<'a> {
         let used = self.used.borrow();
         for (key, value) in self.table {
             if !used.contains(key) {
-                self.problems.add(value.at, &self.key(key), "unknown key".to_string());
+                self.problems
+                    .add(value.at, &self.key(key), "unknown key".to_string());
             }
         }
     }

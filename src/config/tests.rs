@@ -38,11 +38,17 @@ fn a_good_file_loads_with_defaults_filled_in() {
     assert_eq!(c.poll.deadline, Duration::from_secs(120));
     assert_eq!(c.poll.retries, 2);
     assert_eq!(c.poll.max_body_bytes, 4 << 20);
-    assert_eq!(c.targets[0].endpoint, "https://dbss.cn-north-4.myhuaweicloud.com");
+    assert_eq!(
+        c.targets[0].endpoint,
+        "https://dbss.cn-north-4.myhuaweicloud.com"
+    );
     assert_eq!(c.targets[1].endpoint, "http://127.0.0.1:8080");
     assert_eq!(
         c.targets[0].labels,
-        [("env".to_string(), "prod".to_string()), ("team".to_string(), "sec".to_string())]
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("team".to_string(), "sec".to_string())
+        ]
     );
     assert_eq!(
         c.credentials["main"],
@@ -75,26 +81,42 @@ fn bad_durations_say_why() {
         "dbss.toml:3: poll.interval: invalid duration \"5 parsecs\": unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)"
     );
     let text = GOOD.replace("timeout = \"30s\"", "timeout = 30");
-    assert_eq!(errors(&text), "dbss.toml:4: poll.timeout: expected a string, found an integer");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: expected a string, found an integer"
+    );
     let text = GOOD.replace("timeout = \"30s\"", "timeout = \"0s\"");
-    assert_eq!(errors(&text), "dbss.toml:4: poll.timeout: must be longer than zero");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: must be longer than zero"
+    );
 }
 
 #[test]
 fn a_missing_project_id_is_refused_at_its_target() {
     let text = GOOD.replace("project_id = \"0123456789abcdef0123456789abcdef\"\n", "");
-    assert_eq!(errors(&text), "dbss.toml:12: targets[0].project_id: missing (required)");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:12: targets[0].project_id: missing (required)"
+    );
 }
 
 #[test]
 fn a_target_naming_unknown_credentials_is_refused() {
     let text = GOOD.replacen("credentials = \"main\"", "credentials = \"mian\"", 1);
-    assert_eq!(errors(&text), "dbss.toml:15: targets[0].credentials: no [credentials.mian] is defined");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:15: targets[0].credentials: no [credentials.mian] is defined"
+    );
 }
 
 #[test]
 fn duplicate_targets_are_refused() {
-    let text = GOOD.replace("fedcba9876543210fedcba9876543210", "0123456789abcdef0123456789abcdef")
+    let text = GOOD
+        .replace(
+            "fedcba9876543210fedcba9876543210",
+            "0123456789abcdef0123456789abcdef",
+        )
         .replace("endpoint = \"http://127.0.0.1:8080/\"\n", "");
     let text = text.replace("region = \"ap-southeast-1\"", "region = \"cn-north-4\"");
     assert_eq!(
@@ -142,9 +164,18 @@ fn secrets_are_not_taken_inline() {
 #[test]
 fn a_secret_needs_a_source() {
     let text = GOOD.replace("token_file = \"/run/secrets/token\"", "");
-    assert_eq!(errors(&text), "dbss.toml:8: credentials.main.token_file: missing: set token_file or token_env");
-    let text = GOOD.replace("token_file = \"/run/secrets/token\"", "token_file = \"/a\"\ntoken_env = \"T\"");
-    assert_eq!(errors(&text), "dbss.toml:11: credentials.main.token_env: give token_file or token_env, not both");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:8: credentials.main.token_file: missing: set token_file or token_env"
+    );
+    let text = GOOD.replace(
+        "token_file = \"/run/secrets/token\"",
+        "token_file = \"/a\"\ntoken_env = \"T\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:11: credentials.main.token_env: give token_file or token_env, not both"
+    );
 }
 
 #[test]
@@ -163,14 +194,23 @@ fn reserved_and_invalid_label_names_are_refused() {
 #[test]
 fn deadline_and_timeout_must_fit_the_interval() {
     let text = GOOD.replace("timeout = \"30s\"", "timeout = \"30s\"\ndeadline = \"10m\"");
-    assert_eq!(errors(&text), "dbss.toml:5: poll.deadline: must be shorter than poll.interval");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:5: poll.deadline: must be shorter than poll.interval"
+    );
     let text = GOOD.replace("timeout = \"30s\"", "timeout = \"3m\"");
-    assert_eq!(errors(&text), "dbss.toml:4: poll.timeout: must not be longer than poll.deadline");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: must not be longer than poll.deadline"
+    );
 }
 
 #[test]
 fn sizes_and_rates_accept_their_usual_forms() {
-    let text = GOOD.replace("stale_after = \"15m\"", "stale_after = \"15m\"\nmax_body_size = \"512KiB\"\nrate_limit = 2.5");
+    let text = GOOD.replace(
+        "stale_after = \"15m\"",
+        "stale_after = \"15m\"\nmax_body_size = \"512KiB\"\nrate_limit = 2.5",
+    );
     let c = load_str(&text, "dbss.toml").unwrap();
     assert_eq!(c.poll.max_body_bytes, 512 * 1024);
     assert_eq!(c.poll.rate_limit, Some(2.5));
@@ -183,7 +223,10 @@ fn sizes_and_rates_accept_their_usual_forms() {
 
 #[test]
 fn a_file_without_targets_is_refused() {
-    assert_eq!(errors(""), "dbss.toml: targets: at least one [[targets]] entry is required");
+    assert_eq!(
+        errors(""),
+        "dbss.toml: targets: at least one [[targets]] entry is required"
+    );
 }
 
 #[test]
