@@ -76,7 +76,7 @@ pub async fn run(
     let config = source.load()?;
     let metrics = Arc::new(SelfMetrics::new());
     metrics.record_reload(true);
-    let snapshot = Snapshot::new(Duration::from_millis(500));
+    let snapshot = Snapshot::new(Duration::from_secs(1));
     let cancel = stop.child_token();
 
     let listener = server::bind(&opts.listen_address)

@@ -92,6 +92,10 @@ pub struct DemoArgs {
     #[arg(long = "demo.instances", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub instances: u32,
 
+    /// How long the simulator waits before each answer, as a real API would.
+    #[arg(long = "demo.latency", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub latency: std::time::Duration,
+
     /// How often the demo polls each project.
     #[arg(long = "demo.poll-interval", default_value = "15s", value_parser = humantime::parse_duration)]
     pub poll_interval: std::time::Duration,

@@ -23,6 +23,7 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
     let fleet = Fleet::new(args.projects as usize, args.instances as usize);
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 48);
     sim.add_token(&token);
+    sim.set_latency(args.latency);
     let config = demo_config(args, &fleet, &sim.url(), Secret::new(token));
     sim.set_fleet(fleet);
     tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, "demo simulator started");

@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -57,6 +58,8 @@ pub struct Snapshot {
     page: ArcSwap<Page>,
     changed: Notify,
     min_gap: Duration,
+    created: Instant,
+    all_polled_once: AtomicBool,
 }
 
 impl Snapshot {
@@ -67,6 +70,8 @@ impl Snapshot {
             page: ArcSwap::from_pointee(Page::default()),
             changed: Notify::new(),
             min_gap,
+            created: Instant::now(),
+            all_polled_once: AtomicBool::new(false),
         })
     }
 
@@ -118,7 +123,13 @@ impl Snapshot {
         if polled {
             inner.polled.insert(key.clone());
         }
+        let all = inner.polled.len() == inner.expected.len();
+        let targets = inner.expected.len();
         drop(inner);
+        if all && !self.all_polled_once.swap(true, Ordering::Relaxed) {
+            let took = self.created.elapsed().as_secs_f64();
+            tracing::info!(targets, seconds = took, "every target polled once");
+        }
         self.changed.notify_one();
     }
 

@@ -119,6 +119,7 @@ struct Inner {
     projects: HashMap<String, Project>,
     requests: VecDeque<RecordedRequest>,
     record_limit: usize,
+    latency: Duration,
 }
 
 struct State {
@@ -189,6 +190,11 @@ impl Simulator {
     /// Makes `project_id` answer `reply` whenever nothing is scripted.
     pub fn set_reply(&self, project_id: &str, reply: Reply) {
         self.set_source(project_id, Source::Reply(reply));
+    }
+
+    /// Delays every upgrade-status answer by `latency`, as a distant API would.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().latency = latency;
     }
 
     /// Forgets `project_id`: it answers 404 from now on.
@@ -326,9 +332,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             &json!({"error_code": "APIGW.0101", "error_msg": "The API does not exist or has not been published in the environment"}),
         ),
     };
+    let latency = state.lock().latency;
     record(&state, &parts, headers, project_id, reply.status);
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
+    let delay = reply.delay + latency;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     to_response(reply)
 }
