@@ -328,4 +328,4 @@ pub fn shorten(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 #[cfg(test)]
-mod tests_placeholder {}
+mod tests;

@@ -96,7 +96,10 @@ impl Poller {
                 }
                 old => {
                     if let Some(old) = old {
+                        // Its labels or credentials changed: the old series
+                        // go now, the new task publishes fresh ones.
                         old.cancel.cancel();
+                        self.snapshot.remove(&key);
                     }
                     let r = self.start(&shared, target.clone(), credential);
                     keep.insert(key, r);

@@ -141,8 +141,10 @@ impl Endpoints {
     }
 
     fn ready(&self) -> Response<Parts> {
-        let (expected, polled) = self.snapshot.readiness();
-        if polled >= expected {
+        // Readiness is read off the published page, so that a ready
+        // exporter's page already holds every target's first answer.
+        let (expected, polled) = self.snapshot.page().readiness;
+        if expected > 0 && polled >= expected {
             plain(StatusCode::OK, "Ready\n")
         } else {
             let msg = format!("Not ready: {polled} of {expected} targets polled once\n");

@@ -8,7 +8,7 @@
 //! the current page with one atomic read and adds the few self-metrics that
 //! change on every scrape (see [`crate::server`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub struct Page {
     pub deflate: Bytes,
     /// The CRC-32 of `plain`, for the gzip trailer.
     pub crc: crc32fast::Hasher,
+    /// How many targets there were, and how many of them had been polled
+    /// once, when the page was made: the page is ready when they match.
+    pub readiness: (usize, usize),
 }
 
 struct Entry {
@@ -43,7 +46,8 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: BTreeMap<TargetKey, Entry>,
-    expected: BTreeSet<TargetKey>,
+    /// Every target and its place on the page.
+    expected: HashMap<TargetKey, usize>,
     polled: BTreeSet<TargetKey>,
 }
 
@@ -85,39 +89,32 @@ impl Snapshot {
     /// Sets which targets exist, in page order; series of targets not in
     /// the list are dropped, and readiness waits for the new ones.
     pub fn set_targets(&self, keys: &[TargetKey]) {
-        let mut inner = self.lock();
-        inner.expected = keys.iter().cloned().collect();
-        let order: BTreeMap<&TargetKey, usize> =
-            keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        inner.entries.retain(|k, _| order.contains_key(k));
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.expected = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        let expected = &inner.expected;
+        inner.entries.retain(|k, _| expected.contains_key(k));
         for (k, e) in inner.entries.iter_mut() {
-            e.order = order[k];
+            e.order = expected[k];
         }
-        let expected = inner.expected.clone();
-        inner.polled.retain(|k| expected.contains(k));
-        drop(inner);
+        inner.polled.retain(|k| expected.contains_key(k));
+        drop(guard);
         self.changed.notify_one();
     }
 
     /// Replaces one target's series; `polled` marks its first poll as done.
     pub fn update(&self, key: &TargetKey, chunks: ProjectChunks, polled: bool) {
         let mut inner = self.lock();
-        if !inner.expected.contains(key) {
+        let Some(&order) = inner.expected.get(key) else {
+            // A task of a target removed by a reload, finishing late.
             return;
-        }
-        let order = inner
-            .expected
-            .iter()
-            .position(|k| k == key)
-            .unwrap_or(usize::MAX);
-        let order = inner.entries.get(key).map(|e| e.order).unwrap_or(order);
-        inner.entries.insert(
-            key.clone(),
-            Entry {
-                order,
-                chunks: Arc::new(chunks),
-            },
-        );
+        };
+        let chunks = Arc::new(chunks);
+        inner.entries.insert(key.clone(), Entry { order, chunks });
         if polled {
             inner.polled.insert(key.clone());
         }
@@ -125,25 +122,30 @@ impl Snapshot {
         self.changed.notify_one();
     }
 
-    /// How many targets exist and how many have been polled once.
-    pub fn readiness(&self) -> (usize, usize) {
-        let inner = self.lock();
-        (inner.expected.len(), inner.polled.len())
+    /// Drops one target's series at once (its definition changed).
+    pub fn remove(&self, key: &TargetKey) {
+        let mut inner = self.lock();
+        inner.entries.remove(key);
+        inner.polled.remove(key);
+        drop(inner);
+        self.changed.notify_one();
     }
 
     /// Joins the current chunks into a new page and publishes it.
     pub fn publish_now(&self) {
-        let mut projects: Vec<(usize, Arc<ProjectChunks>)> = {
+        let (mut projects, readiness) = {
             let inner = self.lock();
-            inner
+            let projects: Vec<(usize, Arc<ProjectChunks>)> = inner
                 .entries
                 .values()
                 .map(|e| (e.order, e.chunks.clone()))
-                .collect()
+                .collect();
+            (projects, (inner.expected.len(), inner.polled.len()))
         };
         projects.sort_by_key(|(order, _)| *order);
         let plain = assemble(projects.iter().map(|(_, c)| c.as_ref()));
-        let page = Page::from_plain(plain);
+        let mut page = Page::from_plain(plain);
+        page.readiness = readiness;
         self.page.store(Arc::new(page));
     }
 
@@ -176,6 +178,7 @@ impl Page {
             plain: Bytes::from(plain),
             deflate: Bytes::from(deflate),
             crc,
+            readiness: (0, 0),
         }
     }
 

@@ -8,7 +8,7 @@
 pub mod raw;
 mod reader;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -221,7 +221,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let top = TableReader::root(&problems, &root);
     let poll = read_poll(&top);
     let credentials = read_credentials(&top);
-    let targets = read_targets(&top, &credentials);
+    let defined = defined_credentials(&root);
+    let targets = read_targets(&top, &defined);
     top.finish();
 
     match problems.is_empty() {
@@ -241,7 +242,7 @@ fn read_poll(top: &TableReader) -> PollSettings {
     };
     let defaults = PollSettings::default();
     poll.interval = t.duration("interval").unwrap_or(defaults.interval);
-    poll.timeout = t.duration("timeout").unwrap_or(defaults.timeout);
+    let timeout = t.duration("timeout");
     poll.connect_timeout = t
         .duration("connect_timeout")
         .unwrap_or(defaults.connect_timeout);
@@ -265,9 +266,15 @@ fn read_poll(top: &TableReader) -> PollSettings {
         Some(d) => d,
         None => defaults.deadline.min(poll.interval.mul_f64(0.8)),
     };
-    if poll.timeout > poll.deadline {
-        t.problem("timeout", "must not be longer than poll.deadline");
-    }
+    // A timeout left at its default shrinks to fit a short deadline.
+    poll.timeout = match timeout {
+        Some(d) if d > poll.deadline => {
+            t.problem("timeout", "must not be longer than poll.deadline");
+            d
+        }
+        Some(d) => d,
+        None => defaults.timeout.min(poll.deadline),
+    };
     t.finish();
     poll
 }
@@ -279,13 +286,23 @@ fn read_credentials(top: &TableReader) -> BTreeMap<String, CredentialSpec> {
     };
     for name in all.keys() {
         let Some(t) = all.table(&name) else { continue };
+        // Without a known type the other keys cannot be judged.
         if let Some(spec) = read_credential(&t) {
             out.insert(name, spec);
+            t.finish();
         }
-        t.finish();
     }
     all.finish();
     out
+}
+
+/// The names of every `[credentials.NAME]` table, valid or not, so that a
+/// target naming a broken one is not also reported as dangling.
+fn defined_credentials(root: &raw::Table) -> BTreeSet<String> {
+    match root.get("credentials").map(|c| &c.node) {
+        Some(raw::Node::Table(t)) => t.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    }
 }
 
 fn read_credential(t: &TableReader) -> Option<CredentialSpec> {
@@ -324,7 +341,7 @@ fn read_credential(t: &TableReader) -> Option<CredentialSpec> {
     Some(spec)
 }
 
-fn read_targets(top: &TableReader, credentials: &BTreeMap<String, CredentialSpec>) -> Vec<Target> {
+fn read_targets(top: &TableReader, credentials: &BTreeSet<String>) -> Vec<Target> {
     let mut targets = Vec::new();
     let Some(list) = top.array_of_tables("targets") else {
         top.missing("targets", "at least one [[targets]] entry is required");
@@ -356,7 +373,7 @@ fn read_targets(top: &TableReader, credentials: &BTreeMap<String, CredentialSpec
     targets
 }
 
-fn read_target(t: &TableReader, credentials: &BTreeMap<String, CredentialSpec>) -> Option<Target> {
+fn read_target(t: &TableReader, credentials: &BTreeSet<String>) -> Option<Target> {
     let project_id = t.required_string("project_id");
     if let Some(id) = &project_id {
         check_project_id(t, id);
@@ -370,7 +387,7 @@ fn read_target(t: &TableReader, credentials: &BTreeMap<String, CredentialSpec>) 
     let endpoint = t.url("endpoint");
     let cred = t.string("credentials");
     if let Some(name) = &cred {
-        if !credentials.contains_key(name) {
+        if !credentials.contains(name) {
             t.problem(
                 "credentials",
                 &format!("no [credentials.{name}] is defined"),
@@ -407,4 +424,4 @@ fn check_project_id(t: &TableReader, id: &str) {
 
 #[cfg(test)]
 #[cfg(test)]
-mod tests_placeholder {}
+mod tests;

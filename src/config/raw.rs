@@ -3,19 +3,28 @@
 //! its line, and report all of them at once.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use toml::Spanned;
+use toml_edit::{ImDocument, Item, Key, Value};
 
-/// A TOML value with the byte span of every nested value.
+/// A value and the byte offset it starts at, where the parser knows it.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The byte offset of the value (or of its key, for implicit tables).
+    pub at: Option<usize>,
+    /// The value.
+    pub node: Node,
+}
+
+/// A table of located values.
+pub type Table = BTreeMap<String, Located>;
+
+/// A TOML value whose nested values are located too.
 #[derive(Debug, Clone)]
 pub enum Node {
-    /// A table; keys in file order are not needed, so a sorted map will do.
-    Table(BTreeMap<String, Spanned<Node>>),
-    /// An array of values.
-    Array(Vec<Spanned<Node>>),
+    /// A table.
+    Table(Table),
+    /// An array of values, or of tables (`[[name]]`).
+    Array(Vec<Located>),
     /// A string.
     Str(String),
     /// An integer.
@@ -24,8 +33,8 @@ pub enum Node {
     Float(f64),
     /// A boolean.
     Bool(bool),
-    /// A date-time, kept as its text; no key of ours takes one.
-    Datetime(String),
+    /// A date-time; no key of ours takes one.
+    Datetime,
 }
 
 impl Node {
@@ -38,83 +47,86 @@ impl Node {
             Node::Int(_) => "an integer",
             Node::Float(_) => "a float",
             Node::Bool(_) => "a boolean",
-            Node::Datetime(_) => "a date-time",
+            Node::Datetime => "a date-time",
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
+/// Parses TOML text into a located tree, or returns the parser's message
+/// and the byte offset it points at.
+pub fn parse(text: &str) -> Result<Table, (String, Option<usize>)> {
+    let doc = ImDocument::parse(text)
+        .map_err(|e| (e.message().to_string(), e.span().map(|s| s.start)))?;
+    Ok(table(doc.as_table()))
 }
 
-struct NodeVisitor;
+fn start(span: Option<std::ops::Range<usize>>) -> Option<usize> {
+    span.map(|s| s.start)
+}
 
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Int(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        i64::try_from(v)
-            .map(Node::Int)
-            .map_err(|_| E::custom("integer out of range"))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_string()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut table = BTreeMap::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // toml hands date-times over as a one-key map with a private name.
-            if key == "$__toml_private_datetime" {
-                let text: String = map.next_value()?;
-                return Ok(Node::Datetime(text));
+fn table(t: &toml_edit::Table) -> Table {
+    let mut out = Table::new();
+    for (name, _) in t.iter() {
+        if let Some((key, item)) = t.get_key_value(name) {
+            if let Some(node) = item_node(item) {
+                out.insert(name.to_string(), located(key, item.span(), node));
             }
-            let value = map.next_value::<Spanned<Node>>()?;
-            table.insert(key, value);
         }
-        Ok(Node::Table(table))
+    }
+    out
+}
+
+fn inline_table(t: &toml_edit::InlineTable) -> Table {
+    let mut out = Table::new();
+    for (name, _) in t.iter() {
+        if let Some((key, item)) = t.get_key_value(name) {
+            if let Some(node) = item_node(item) {
+                out.insert(name.to_string(), located(key, item.span(), node));
+            }
+        }
+    }
+    out
+}
+
+fn located(key: &Key, span: Option<std::ops::Range<usize>>, node: Node) -> Located {
+    Located {
+        at: start(span).or(start(key.span())),
+        node,
     }
 }
 
-/// Parses TOML text into a spanned tree, or returns the parser's message and
-/// the byte offset it points at.
-pub fn parse(text: &str) -> Result<BTreeMap<String, Spanned<Node>>, (String, Option<usize>)> {
-    let root: Spanned<Node> =
-        toml::from_str(text).map_err(|e| (e.message().to_string(), e.span().map(|s| s.start)))?;
-    match root.into_inner() {
-        Node::Table(t) => Ok(t),
-        other => Err((format!("expected a table, found {}", other.kind()), None)),
+fn item_node(item: &Item) -> Option<Node> {
+    match item {
+        Item::None => None,
+        Item::Value(v) => Some(value_node(v)),
+        Item::Table(t) => Some(Node::Table(table(t))),
+        Item::ArrayOfTables(a) => Some(Node::Array(
+            a.iter()
+                .map(|t| Located {
+                    at: start(t.span()),
+                    node: Node::Table(table(t)),
+                })
+                .collect(),
+        )),
+    }
+}
+
+fn value_node(v: &Value) -> Node {
+    match v {
+        Value::String(s) => Node::Str(s.value().clone()),
+        Value::Integer(i) => Node::Int(*i.value()),
+        Value::Float(f) => Node::Float(*f.value()),
+        Value::Boolean(b) => Node::Bool(*b.value()),
+        Value::Datetime(_) => Node::Datetime,
+        Value::Array(a) => Node::Array(
+            a.iter()
+                .map(|v| Located {
+                    at: start(v.span()),
+                    node: value_node(v),
+                })
+                .collect(),
+        ),
+        Value::InlineTable(t) => Node::Table(inline_table(t)),
     }
 }
 
@@ -145,26 +157,30 @@ impl LineIndex {
 mod tests {
     use super::*;
 
+    fn sub<'a>(t: &'a Table, key: &str) -> &'a Table {
+        match &t[key].node {
+            Node::Table(t) => t,
+            other => panic!("{key} is {}", other.kind()),
+        }
+    }
+
     #[test]
-    fn nested_values_keep_their_spans() {
-        let text = "[poll]\ninterval = \"5m\"\n\n[[targets]]\nproject_id = \"p\"\nlabels = { env = \"x\" }\n";
+    fn nested_values_keep_their_lines() {
+        let text = "[poll]\ninterval = \"5m\"\n\n[credentials.main]\ntype = \"token\"\n\n[[targets]]\nproject_id = \"p\"\nlabels = { env = \"x\" }\n";
         let lines = LineIndex::new(text);
         let root = parse(text).unwrap();
-        let Node::Table(poll) = root["poll"].get_ref() else {
-            panic!("poll is a table")
-        };
-        assert_eq!(lines.line(poll["interval"].span().start), 2);
-        let Node::Array(targets) = root["targets"].get_ref() else {
+        let line = |l: &Located| lines.line(l.at.unwrap());
+        assert_eq!(line(&sub(&root, "poll")["interval"]), 2);
+        assert_eq!(line(&sub(sub(&root, "credentials"), "main")["type"]), 5);
+        let Node::Array(targets) = &root["targets"].node else {
             panic!("targets")
         };
-        let Node::Table(t0) = targets[0].get_ref() else {
+        let Node::Table(t0) = &targets[0].node else {
             panic!("target")
         };
-        assert_eq!(lines.line(t0["project_id"].span().start), 5);
-        let Node::Table(labels) = t0["labels"].get_ref() else {
-            panic!("labels")
-        };
-        assert_eq!(lines.line(labels["env"].span().start), 6);
+        assert_eq!(line(&targets[0]), 7);
+        assert_eq!(line(&t0["project_id"]), 8);
+        assert_eq!(line(&sub(t0, "labels")["env"]), 9);
     }
 
     #[test]

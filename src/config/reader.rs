@@ -3,16 +3,12 @@
 //! type, out of range, or not expected at all.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use toml::Spanned;
-
-use super::raw::{LineIndex, Node};
+use super::raw::{LineIndex, Located, Node, Table};
 use super::{ConfigError, Problem};
 use crate::secret::SecretSource;
-
-type Table = BTreeMap<String, Spanned<Node>>;
 
 /// Every problem found so far, with what is needed to turn offsets into lines.
 pub struct Problems {
@@ -85,7 +81,7 @@ impl<'a> TableReader<'a> {
 
     /// Records a problem at `name`, on its line if present, else the table's.
     pub fn problem(&self, name: &str, reason: &str) {
-        let at = self.table.get(name).map(|v| v.span().start).or(self.at);
+        let at = self.table.get(name).and_then(|v| v.at).or(self.at);
         self.problems.add(at, &self.key(name), reason.to_string());
     }
 
@@ -95,9 +91,9 @@ impl<'a> TableReader<'a> {
             .add(self.at, &self.key(name), reason.to_string());
     }
 
-    fn get(&self, name: &str) -> Option<&'a Spanned<Node>> {
+    fn get(&self, name: &str) -> Option<&'a Node> {
         self.used.borrow_mut().insert(name.to_string());
-        self.table.get(name)
+        self.table.get(name).map(|l| &l.node)
     }
 
     fn wrong_type(&self, name: &str, want: &str, got: &Node) {
@@ -110,7 +106,7 @@ impl<'a> TableReader<'a> {
     }
 
     pub fn string(&self, name: &str) -> Option<String> {
-        match self.get(name)?.get_ref() {
+        match self.get(name)? {
             Node::Str(s) => Some(s.clone()),
             other => {
                 self.wrong_type(name, "a string", other);
@@ -129,7 +125,7 @@ impl<'a> TableReader<'a> {
     }
 
     pub fn boolean(&self, name: &str) -> Option<bool> {
-        match self.get(name)?.get_ref() {
+        match self.get(name)? {
             Node::Bool(b) => Some(*b),
             other => {
                 self.wrong_type(name, "a boolean", other);
@@ -139,7 +135,7 @@ impl<'a> TableReader<'a> {
     }
 
     pub fn integer(&self, name: &str, min: i64, max: i64) -> Option<i64> {
-        match self.get(name)?.get_ref() {
+        match self.get(name)? {
             Node::Int(i) if (min..=max).contains(i) => Some(*i),
             Node::Int(i) => {
                 self.problem(name, &format!("{i} is out of range ({min} to {max})"));
@@ -171,7 +167,7 @@ impl<'a> TableReader<'a> {
     /// A size in bytes: an integer, or a string such as "4MiB" or "512KiB".
     pub fn byte_size(&self, name: &str) -> Option<u64> {
         let value = self.get(name)?;
-        let parsed = match value.get_ref() {
+        let parsed = match value {
             Node::Int(i) if *i > 0 => Ok(*i as u64),
             Node::Str(s) => parse_byte_size(s).ok_or_else(|| format!("invalid size {s:?}")),
             other => Err(format!("expected a size, found {}", other.kind())),
@@ -183,7 +179,7 @@ impl<'a> TableReader<'a> {
 
     /// A rate in requests per second; zero or absent means no limit.
     pub fn rate(&self, name: &str) -> Option<f64> {
-        let rate = match self.get(name)?.get_ref() {
+        let rate = match self.get(name)? {
             Node::Int(i) => *i as f64,
             Node::Float(f) => *f,
             other => {
@@ -272,14 +268,9 @@ impl<'a> TableReader<'a> {
 
     /// A nested table.
     pub fn table(&self, name: &str) -> Option<TableReader<'a>> {
-        let value = self.get(name)?;
-        match value.get_ref() {
-            Node::Table(t) => Some(Self::new(
-                self.problems,
-                self.key(name),
-                t,
-                Some(value.span().start),
-            )),
+        let at = self.table.get(name).and_then(|l| l.at);
+        match self.get(name)? {
+            Node::Table(t) => Some(Self::new(self.problems, self.key(name), t, at)),
             other => {
                 self.wrong_type(name, "a table", other);
                 None
@@ -290,19 +281,18 @@ impl<'a> TableReader<'a> {
     /// An array of tables (`[[name]]`), each read at `name[i]`.
     pub fn array_of_tables(&self, name: &str) -> Option<Vec<TableReader<'a>>> {
         let value = self.get(name)?;
-        let Node::Array(items) = value.get_ref() else {
-            self.wrong_type(name, "an array of tables", value.get_ref());
+        let Node::Array(items) = value else {
+            self.wrong_type(name, "an array of tables", value);
             return None;
         };
+        let items: &[Located] = items;
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}[{i}]", self.key(name));
-            match item.get_ref() {
-                Node::Table(t) => {
-                    out.push(Self::new(self.problems, path, t, Some(item.span().start)))
-                }
+            match &item.node {
+                Node::Table(t) => out.push(Self::new(self.problems, path, t, item.at)),
                 other => self.problems.add(
-                    Some(item.span().start),
+                    item.at,
                     &path,
                     format!("expected a table, found {}", other.kind()),
                 ),
@@ -316,11 +306,8 @@ impl<'a> TableReader<'a> {
         let used = self.used.borrow();
         for (key, value) in self.table {
             if !used.contains(key) {
-                self.problems.add(
-                    Some(value.span().start),
-                    &self.key(key),
-                    "unknown key".to_string(),
-                );
+                self.problems
+                    .add(value.at, &self.key(key), "unknown key".to_string());
             }
         }
     }

@@ -1,0 +1,239 @@
+//! Tests of configuration loading: the accepted forms and the exact message
+//! for each kind of bad configuration.
+
+use super::*;
+
+const GOOD: &str = r#"
+[poll]
+interval = "5m"
+timeout = "30s"
+concurrency = 8
+stale_after = "15m"
+
+[credentials.main]
+type = "token"
+token_file = "/run/secrets/token"
+
+[[targets]]
+project_id = "0123456789abcdef0123456789abcdef"
+region = "cn-north-4"
+credentials = "main"
+labels = { env = "prod", team = "sec" }
+
+[[targets]]
+project_id = "fedcba9876543210fedcba9876543210"
+region = "ap-southeast-1"
+endpoint = "http://127.0.0.1:8080/"
+credentials = "main"
+"#;
+
+fn errors(text: &str) -> String {
+    load_str(text, "dbss.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn a_good_file_loads_with_defaults_filled_in() {
+    let c = load_str(GOOD, "dbss.toml").unwrap();
+    assert_eq!(c.poll.interval, Duration::from_secs(300));
+    assert_eq!(c.poll.deadline, Duration::from_secs(120));
+    assert_eq!(c.poll.retries, 2);
+    assert_eq!(c.poll.max_body_bytes, 4 << 20);
+    assert_eq!(
+        c.targets[0].endpoint,
+        "https://dbss.cn-north-4.myhuaweicloud.com"
+    );
+    assert_eq!(c.targets[1].endpoint, "http://127.0.0.1:8080");
+    assert_eq!(
+        c.targets[0].labels,
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("team".to_string(), "sec".to_string())
+        ]
+    );
+    assert_eq!(
+        c.credentials["main"],
+        CredentialSpec::Token {
+            token: SecretSource::File("/run/secrets/token".into())
+        }
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = include_str!("../../config.example.toml");
+    let c = load_str(text, "config.example.toml").unwrap();
+    assert!(!c.targets.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let text = GOOD.replace("concurrency = 8", "concurency = 8");
+    assert_eq!(errors(&text), "dbss.toml:5: poll.concurency: unknown key");
+    let text = format!("{GOOD}\n[extra]\nx = 1\n");
+    assert_eq!(errors(&text), "dbss.toml:24: extra: unknown key");
+}
+
+#[test]
+fn bad_durations_say_why() {
+    let text = GOOD.replace("interval = \"5m\"", "interval = \"5 parsecs\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:3: poll.interval: invalid duration \"5 parsecs\": unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)"
+    );
+    let text = GOOD.replace("timeout = \"30s\"", "timeout = 30");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: expected a string, found an integer"
+    );
+    let text = GOOD.replace("timeout = \"30s\"", "timeout = \"0s\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: must be longer than zero"
+    );
+}
+
+#[test]
+fn a_missing_project_id_is_refused_at_its_target() {
+    let text = GOOD.replace("project_id = \"0123456789abcdef0123456789abcdef\"\n", "");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:12: targets[0].project_id: missing (required)"
+    );
+}
+
+#[test]
+fn a_target_naming_unknown_credentials_is_refused() {
+    let text = GOOD.replacen("credentials = \"main\"", "credentials = \"mian\"", 1);
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:15: targets[0].credentials: no [credentials.mian] is defined"
+    );
+}
+
+#[test]
+fn duplicate_targets_are_refused() {
+    let text = GOOD
+        .replace(
+            "fedcba9876543210fedcba9876543210",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .replace("endpoint = \"http://127.0.0.1:8080/\"\n", "");
+    let text = text.replace("region = \"ap-southeast-1\"", "region = \"cn-north-4\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:19: targets[1].project_id: duplicate of targets[0]: same project_id \"0123456789abcdef0123456789abcdef\" and endpoint \"https://dbss.cn-north-4.myhuaweicloud.com\""
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = GOOD
+        .replace("concurrency = 8", "concurrency = 0")
+        .replace("type = \"token\"", "type = \"tokn\"")
+        .replace("region = \"ap-southeast-1\"", "region = \"ap southeast\"")
+        .replace("team = \"sec\"", "__team = \"sec\"");
+    assert_eq!(
+        errors(&text),
+        [
+            "dbss.toml:5: poll.concurrency: 0 is out of range (1 to 100000)",
+            "dbss.toml:9: credentials.main.type: unknown credential type \"tokn\" (expected token, aksk, password, ecs_metadata or sdk_env)",
+            "dbss.toml:16: targets[0].labels.__team: label names starting with __ are reserved by Prometheus",
+            "dbss.toml:20: targets[1].region: must be a region name such as cn-north-4",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let text = GOOD.replace("[poll]", "[poll");
+    let msg = errors(&text);
+    assert!(msg.starts_with("dbss.toml:2: (syntax): "), "{msg}");
+}
+
+#[test]
+fn secrets_are_not_taken_inline() {
+    let text = GOOD.replace("token_file = \"/run/secrets/token\"", "token = \"abc\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:10: credentials.main.token: secrets are not read from the config file; use token_file or token_env"
+    );
+    assert!(!errors(&text).contains("abc"));
+}
+
+#[test]
+fn a_secret_needs_a_source() {
+    let text = GOOD.replace("token_file = \"/run/secrets/token\"", "");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:8: credentials.main.token_file: missing: set token_file or token_env"
+    );
+    let text = GOOD.replace(
+        "token_file = \"/run/secrets/token\"",
+        "token_file = \"/a\"\ntoken_env = \"T\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:11: credentials.main.token_env: give token_file or token_env, not both"
+    );
+}
+
+#[test]
+fn reserved_and_invalid_label_names_are_refused() {
+    let text = GOOD.replace("team = \"sec\"", "region = \"x\", \"9lives\" = \"y\"");
+    assert_eq!(
+        errors(&text),
+        [
+            "dbss.toml:16: targets[0].labels.9lives: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+            "dbss.toml:16: targets[0].labels.region: region is a label the exporter sets itself",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn deadline_and_timeout_must_fit_the_interval() {
+    let text = GOOD.replace("timeout = \"30s\"", "timeout = \"30s\"\ndeadline = \"10m\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:5: poll.deadline: must be shorter than poll.interval"
+    );
+    let text = GOOD.replace("timeout = \"30s\"", "timeout = \"3m\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:4: poll.timeout: must not be longer than poll.deadline"
+    );
+}
+
+#[test]
+fn sizes_and_rates_accept_their_usual_forms() {
+    let text = GOOD.replace(
+        "stale_after = \"15m\"",
+        "stale_after = \"15m\"\nmax_body_size = \"512KiB\"\nrate_limit = 2.5",
+    );
+    let c = load_str(&text, "dbss.toml").unwrap();
+    assert_eq!(c.poll.max_body_bytes, 512 * 1024);
+    assert_eq!(c.poll.rate_limit, Some(2.5));
+    let text = GOOD.replace("stale_after = \"15m\"", "max_body_size = \"lots\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:6: poll.max_body_size: invalid size \"lots\" (examples: 1048576, \"4MiB\")"
+    );
+}
+
+#[test]
+fn a_file_without_targets_is_refused() {
+    assert_eq!(
+        errors(""),
+        "dbss.toml: targets: at least one [[targets]] entry is required"
+    );
+}
+
+#[test]
+fn an_unreadable_file_names_the_file() {
+    let err = load_file(Path::new("/nonexistent/dbss.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/dbss.toml: (file): cannot read: No such file or directory (os error 2)"
+    );
+}

@@ -1,0 +1,109 @@
+//! Black-box tests of the command line: `--config.check`, exit codes, help.
+
+mod common;
+
+use std::process::Command;
+
+fn check(config: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(common::binary())
+        .arg("--config.check")
+        .arg(format!("--config.file={}", path.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(&path.display().to_string(), "FILE");
+    let stdout = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&path.display().to_string(), "FILE");
+    (out.status.code().unwrap(), stdout, stderr)
+}
+
+/// A bad file: every problem on stderr, and exit code 78.
+#[test]
+fn config_check_lists_every_problem_and_exits_78() {
+    let (code, _, stderr) = check(
+        "[poll]\ninterval = \"soon\"\nconcurrency = -1\n\n[[targets]]\nregion = \"cn-north-4\"\ncredentials = \"nope\"\ncolour = \"blue\"\n",
+    );
+    assert_eq!(code, 78);
+    assert_eq!(
+        stderr.trim_end(),
+        [
+            "FILE:2: poll.interval: invalid duration \"soon\": expected number at 0",
+            "FILE:3: poll.concurrency: -1 is out of range (1 to 100000)",
+            "FILE:5: targets[0].project_id: missing (required)",
+            "FILE:7: targets[0].credentials: no [credentials.nope] is defined",
+            "FILE:8: targets[0].colour: unknown key",
+        ]
+        .join("\n")
+    );
+}
+
+/// The example configuration passes the check.
+#[test]
+fn config_check_accepts_the_example() {
+    let (code, stdout, _) = check(include_str!("../config.example.toml"));
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim_end(), "FILE: OK (2 targets, 1 credentials)");
+}
+
+/// A missing file is a configuration error too.
+#[test]
+fn a_missing_config_file_exits_78() {
+    let out = Command::new(common::binary())
+        .args([
+            "--config.file=/nonexistent/dbss.toml",
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap().trim_end(),
+        "/nonexistent/dbss.toml: (file): cannot read: No such file or directory (os error 2)"
+    );
+}
+
+/// A port in use is a runtime failure: exit code 1.
+#[test]
+fn a_busy_listen_address_exits_1() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n").unwrap();
+    let out = Command::new(common::binary())
+        .arg(format!("--config.file={}", path.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains(&format!("cannot listen on {addr}")));
+}
+
+/// Every dotted flag of the exporters' style is known.
+#[test]
+fn help_lists_the_dotted_flags() {
+    let out = Command::new(common::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--config.file",
+        "--config.check",
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--web.config.file",
+        "--web.enable-lifecycle",
+        "--log.level",
+        "--log.format",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
