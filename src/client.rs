@@ -199,7 +199,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> PollError {
 
 /// Added to the message of a request refused for its date.
 const CLOCK_ADVICE: &str =
-    " (clock skew: this host's clock is more than 15 minutes off the cloud's; sync it with NTP)";
+    " (clock skew: the local clock is more than 15 minutes off the cloud clock; sync it with NTP)";
 
 impl PollError {
     /// Whether the API refused the request because this host's clock is off.
