@@ -191,17 +191,16 @@ impl Authenticator {
                 user,
                 password,
                 iam_endpoint,
-            }) => Authenticator::Password(
-                PasswordSignIn {
+            }) => {
+                let endpoint = iam_endpoint.clone();
+                let signin = PasswordSignIn {
                     domain: domain.clone(),
                     user: user.clone(),
                     password: password.clone(),
-                    endpoint: iam_endpoint
-                        .clone()
-                        .unwrap_or_else(|| iam::default_endpoint(&target.region)),
-                },
-                ctx.clone(),
-            ),
+                    endpoint: endpoint.unwrap_or_else(|| iam::default_endpoint(&target.region)),
+                };
+                Authenticator::Password(signin, ctx.clone())
+            }
             Some(CredentialSpec::EcsMetadata { metadata_endpoint }) => {
                 Self::metadata(metadata_endpoint, false, ctx)
             }

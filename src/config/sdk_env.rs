@@ -61,8 +61,6 @@ pub fn project_id(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn with_env(text: &str, env: Option<&str>) -> Result<Vec<String>, String> {
         // The variable is read by `load_str`; tests pass it explicitly instead.
         super::super::load_str_with_env(text, "c.toml", env.map(String::from))
