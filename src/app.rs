@@ -90,9 +90,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
 
-    let auth = AuthContext {
-        metrics: metrics.clone(),
-    };
+    let auth = AuthContext::new(metrics.clone());
     let mut poller = Poller::new(snapshot.clone(), auth, cancel.clone());
     poller.apply(&config)?;
     tokio::spawn(snapshot.clone().run_publisher(cancel.clone()));

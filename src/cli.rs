@@ -107,4 +107,22 @@ pub struct DemoArgs {
     /// Make some projects fail now and then (throttling, errors, slow answers).
     #[arg(long = "demo.faults")]
     pub faults: bool,
+
+    /// How the demo signs in to its simulator; each kind makes up its own
+    /// secrets, so none needs to be set.
+    #[arg(long = "demo.credentials", value_enum, default_value = "token")]
+    pub credentials: DemoCredentials,
+}
+
+/// The credential types `demo` can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoCredentials {
+    /// A ready token in `X-Auth-Token`.
+    Token,
+    /// Requests signed with an access key pair (SDK-HMAC-SHA256).
+    Aksk,
+    /// Project-scoped tokens from the simulator's IAM.
+    Password,
+    /// Temporary keys from the simulator's metadata service.
+    EcsMetadata,
 }

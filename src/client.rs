@@ -68,7 +68,8 @@ impl ApiClient {
         loop {
             let outcome = self.attempt(target, auth, settings, state).await;
             match outcome {
-                Err(e) if e.status == Some(401) && !renewed => {
+                // A clock that is off makes every signature fail; no renewal helps.
+                Err(e) if e.status == Some(401) && !renewed && !e.is_clock_skew() => {
                     // A token may have died early: renew once, try once more.
                     renewed = true;
                     if !auth.on_unauthorized(&target.project_id).await {
@@ -184,10 +185,26 @@ fn status_error(status: StatusCode, body: &[u8]) -> PollError {
             body.len()
         ),
     };
-    PollError {
+    let mut error = PollError {
         reason,
         status: Some(status.as_u16()),
         error_code: parsed.map(|e| e.code),
         detail,
+    };
+    if error.is_clock_skew() {
+        error.detail.push_str(CLOCK_ADVICE);
+    }
+    error
+}
+
+/// Added to the message of a request refused for its date.
+const CLOCK_ADVICE: &str =
+    " (clock skew: the local clock is more than 15 minutes off the cloud clock; sync it with NTP)";
+
+impl PollError {
+    /// Whether the API refused the request because this host's clock is off.
+    pub fn is_clock_skew(&self) -> bool {
+        self.status == Some(401)
+            && crate::auth::is_clock_skew(self.error_code.as_deref(), &self.detail)
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rand::distributions::{Alphanumeric, DistString};
 
 use crate::app::{self, ConfigSource, RunError, ServeOptions};
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, DemoCredentials};
 use crate::config::{Config, CredentialSpec, PollSettings, Target};
 use crate::secret::{Secret, SecretSource};
 use crate::sim::{Fleet, Simulator};
@@ -24,7 +24,10 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 48);
     sim.add_token(&token);
     sim.set_latency(args.latency);
-    let config = demo_config(args, &fleet, &sim.url(), Secret::new(token));
+    let mut config = demo_config(args, &fleet, &sim.url(), Secret::new(token));
+    if let Some(spec) = demo_credentials(args.credentials, &sim) {
+        config.credentials.insert("demo".into(), spec);
+    }
     sim.set_fleet(fleet);
     tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, "demo simulator started");
 
@@ -36,6 +39,42 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
     .await;
     drop(sim);
     result
+}
+
+/// Credentials of `kind` that the simulator accepts, made up on the spot;
+/// `None` for the token that [`demo_config`] already holds.
+fn demo_credentials(kind: DemoCredentials, sim: &Simulator) -> Option<CredentialSpec> {
+    let made_up = |n| Alphanumeric.sample_string(&mut rand::thread_rng(), n);
+    let spec = match kind {
+        DemoCredentials::Token => return None,
+        DemoCredentials::Aksk => {
+            let (ak, sk) = (format!("DEMO{}", made_up(16).to_uppercase()), made_up(40));
+            sim.add_access_key(&ak, &sk);
+            let sk = SecretSource::Value(Secret::new(sk));
+            CredentialSpec::AkSk {
+                ak,
+                sk,
+                security_token: None,
+            }
+        }
+        DemoCredentials::Password => {
+            let password = made_up(24);
+            sim.add_iam_user("demo-account", "demo-user", &password);
+            CredentialSpec::Password {
+                domain: "demo-account".into(),
+                user: "demo-user".into(),
+                password: SecretSource::Value(Secret::new(password)),
+                iam_endpoint: Some(sim.url()),
+            }
+        }
+        DemoCredentials::EcsMetadata => {
+            sim.serve_metadata_keys(std::time::Duration::from_secs(6 * 3600));
+            CredentialSpec::EcsMetadata {
+                metadata_endpoint: sim.url(),
+            }
+        }
+    };
+    Some(spec)
 }
 
 /// The exporter configuration that polls every project of `fleet` at `url`.

@@ -5,8 +5,10 @@
 //! (unknown keys, bad values, dangling references, duplicates) and either
 //! returns a [`Config`] or all the problems at once as a [`ConfigError`].
 
+pub mod perms;
 pub mod raw;
 mod reader;
+pub mod sdk_env;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -204,11 +206,23 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             reason: format!("cannot read: {e}"),
         }],
     })?;
-    load_str(&text, &name)
+    let config = load_str(&text, &name)?;
+    perms::warn_open_secret_files(&config);
+    Ok(config)
 }
 
 /// Validates configuration text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    load_str_with_env(text, file, std::env::var(sdk_env::PROJECT_ID_ENV).ok())
+}
+
+/// Validates configuration text, with `env_project_id` standing for
+/// `HUAWEICLOUD_SDK_PROJECT_ID`.
+pub fn load_str_with_env(
+    text: &str,
+    file: &str,
+    env_project_id: Option<String>,
+) -> Result<Config, ConfigError> {
     let problems = Problems::new(file, text);
     let root = match raw::parse(text) {
         Ok(root) => root,
@@ -222,7 +236,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let poll = read_poll(&top);
     let credentials = read_credentials(&top);
     let defined = defined_credentials(&root);
-    let targets = read_targets(&top, &defined);
+    let targets = read_targets(&top, &defined, &credentials, env_project_id);
     top.finish();
 
     match problems.is_empty() {
@@ -341,7 +355,12 @@ fn read_credential(t: &TableReader) -> Option<CredentialSpec> {
     Some(spec)
 }
 
-fn read_targets(top: &TableReader, credentials: &BTreeSet<String>) -> Vec<Target> {
+fn read_targets(
+    top: &TableReader,
+    defined: &BTreeSet<String>,
+    credentials: &BTreeMap<String, CredentialSpec>,
+    env_project_id: Option<String>,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     let Some(list) = top.array_of_tables("targets") else {
         top.missing("targets", "at least one [[targets]] entry is required");
@@ -352,7 +371,7 @@ fn read_targets(top: &TableReader, credentials: &BTreeSet<String>) -> Vec<Target
     }
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for (i, t) in list.iter().enumerate() {
-        if let Some(target) = read_target(t, credentials) {
+        if let Some(target) = read_target(t, defined, credentials, env_project_id.clone()) {
             let key = (target.project_id.clone(), target.endpoint.clone());
             match seen.get(&key) {
                 Some(first) => t.problem(
@@ -373,8 +392,15 @@ fn read_targets(top: &TableReader, credentials: &BTreeSet<String>) -> Vec<Target
     targets
 }
 
-fn read_target(t: &TableReader, credentials: &BTreeSet<String>) -> Option<Target> {
-    let project_id = t.required_string("project_id");
+fn read_target(
+    t: &TableReader,
+    defined: &BTreeSet<String>,
+    credentials: &BTreeMap<String, CredentialSpec>,
+    env_project_id: Option<String>,
+) -> Option<Target> {
+    let cred = t.string("credentials");
+    let fallback = sdk_env::Fallback::of(cred.as_deref(), credentials);
+    let project_id = sdk_env::project_id(t, fallback, env_project_id);
     if let Some(id) = &project_id {
         check_project_id(t, id);
     }
@@ -385,9 +411,8 @@ fn read_target(t: &TableReader, credentials: &BTreeSet<String>) -> Option<Target
         }
     }
     let endpoint = t.url("endpoint");
-    let cred = t.string("credentials");
     if let Some(name) = &cred {
-        if !credentials.contains(name) {
+        if !defined.contains(name) {
             t.problem(
                 "credentials",
                 &format!("no [credentials.{name}] is defined"),

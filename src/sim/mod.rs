@@ -1,12 +1,15 @@
 //! The embedded DBSS API simulator, used by `demo` and by the tests.
 //!
 //! It answers `GET /v1/{project_id}/audit/upgrade/status` the way the API
-//! page and the SDK describe: it checks `X-Auth-Token` against the tokens it
-//! was given (401 with a documented error body otherwise), answers 404 for a
+//! page and the SDK describe: it checks `X-Auth-Token` or the AK/SK signature
+//! as [`auth`] says (401 with a documented error body otherwise), answers 404 for a
 //! project it does not know, and serves each project's instances. A test can
 //! script what a project answers next ([`Reply`]) and read back every
-//! request it received ([`Simulator::requests`]).
+//! request it received ([`Simulator::requests`]). It also serves IAM tokens
+//! and the metadata service's temporary keys, so that one simulator URL can
+//! be every endpoint of a configuration.
 
+pub mod auth;
 pub mod fleet;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -120,6 +123,7 @@ struct Inner {
     requests: VecDeque<RecordedRequest>,
     record_limit: usize,
     latency: Duration,
+    auth: auth::AuthState,
 }
 
 struct State {
@@ -307,7 +311,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let _body = body
+    let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
@@ -325,12 +329,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     let path = parts.uri.path().to_string();
     let project_id = upgrade_status_project(&path);
 
+    let received = auth::Received {
+        method: parts.method.as_str(),
+        path: &path,
+        query: parts.uri.query(),
+        headers: &headers,
+        body: &body,
+    };
     let reply = match (&parts.method, &project_id) {
-        (&http::Method::GET, Some(id)) => answer_upgrade_status(&state, id, &headers),
-        _ => Reply::json(
+        (&http::Method::GET, Some(id)) => answer_upgrade_status(&state, id, &received),
+        _ => auth::answer(&mut state.lock(), &received).unwrap_or_else(|| Reply::json(
             404,
             &json!({"error_code": "APIGW.0101", "error_msg": "The API does not exist or has not been published in the environment"}),
-        ),
+        )),
     };
     let latency = state.lock().latency;
     record(&state, &parts, headers, project_id, reply.status);
@@ -369,29 +380,10 @@ fn upgrade_status_project(path: &str) -> Option<String> {
     (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
 }
 
-fn answer_upgrade_status(state: &State, project_id: &str, headers: &[(String, String)]) -> Reply {
-    let token = headers
-        .iter()
-        .find(|(n, _)| n == "x-auth-token")
-        .map(|(_, v)| v.as_str());
+fn answer_upgrade_status(state: &State, project_id: &str, req: &auth::Received) -> Reply {
     let mut inner = state.lock();
-    match token {
-        None => {
-            return Reply::json(
-                401,
-                &error_body(
-                    "APIGW.0301",
-                    "Incorrect IAM authentication information: x-auth-token not found",
-                ),
-            )
-        }
-        Some(t) if !inner.tokens.contains(t) => {
-            return Reply::json(
-                401,
-                &error_body("DBSS.10020100", "Token authentication failed"),
-            )
-        }
-        Some(_) => {}
+    if let Err(refusal) = auth::check(&mut inner, project_id, req) {
+        return refusal;
     }
     let Some(project) = inner.projects.get_mut(project_id) else {
         return Reply::json(
