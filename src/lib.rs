@@ -9,7 +9,8 @@
 //!   and decoding answers with [`api`];
 //! - each task keeps a [`project::ProjectState`] and renders it with
 //!   [`render`] into the [`snapshot`], which publishes whole pages;
-//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`.
+//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`,
+//!   under the TLS, basic auth and headers of [`web`].
 //!
 //! [`app`] wires these together; [`sim`] is the embedded API simulator that
 //! [`demo`] and the tests run against.
@@ -34,3 +35,4 @@ pub mod server;
 pub mod signer;
 pub mod sim;
 pub mod snapshot;
+pub mod web;
