@@ -69,7 +69,7 @@ pub enum RunError {
     WebConfig(#[from] crate::web::WebConfigError),
     /// The HTTP client could not be built (bad CA file, TLS setup).
     #[error("cannot set up the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] crate::client_pool::PoolError),
 }
 
 /// Runs the exporter until SIGTERM or SIGINT, or until `stop` fires.

@@ -125,6 +125,15 @@ impl Snapshot {
         self.changed.notify_one();
     }
 
+    /// Drops one target's series (its task restarts with other settings);
+    /// it stays expected, and counts as polled if it was.
+    pub fn remove(&self, key: &TargetKey) {
+        let removed = self.lock().entries.remove(key).is_some();
+        if removed {
+            self.changed.notify_one();
+        }
+    }
+
     /// How many targets exist and how many have been polled once.
     pub fn readiness(&self) -> (usize, usize) {
         let inner = self.lock();
