@@ -20,7 +20,12 @@ const INSTANCES: usize = 10;
 fn target(p: usize) -> Target {
     Target {
         project_id: format!("{p:032x}"),
-        region: if p % 2 == 0 { "cn-north-4" } else { "ap-southeast-1" }.into(),
+        region: if p % 2 == 0 {
+            "cn-north-4"
+        } else {
+            "ap-southeast-1"
+        }
+        .into(),
         endpoint: "https://dbss.cn-north-4.myhuaweicloud.com".into(),
         credentials: None,
         labels: vec![("env".into(), "prod".into())],
@@ -34,7 +39,11 @@ fn instance(p: usize, i: usize) -> Instance {
     Instance {
         instance_id: format!("{p:08x}-5c40-431d-98cc-{i:012x}"),
         current_version: "25.07.21.163957".into(),
-        upgrade_version: if i % 2 == 0 { "25.09.01.100000".into() } else { String::new() },
+        upgrade_version: if i % 2 == 0 {
+            "25.09.01.100000".into()
+        } else {
+            String::new()
+        },
         status: Some((i % 3) as f64),
         total: Some(1.0),
         steps: if upgrading {
@@ -75,17 +84,34 @@ fn rendering(c: &mut Criterion) {
     let mut g = c.benchmark_group("10k_series");
     g.throughput(Throughput::Bytes(plain.len() as u64));
     g.bench_function("render_every_project", |b| {
-        b.iter(|| states.iter().map(ProjectState::render).map(|c| c.len()).sum::<usize>())
+        b.iter(|| {
+            states
+                .iter()
+                .map(ProjectState::render)
+                .map(|c| c.len())
+                .sum::<usize>()
+        })
     });
-    g.bench_function("assemble_page", |b| b.iter(|| assemble(chunks.iter()).len()));
+    g.bench_function("assemble_page", |b| {
+        b.iter(|| assemble(chunks.iter()).len())
+    });
     g.bench_function("publish_page_with_deflate", |b| {
-        b.iter_batched(|| plain.clone(), |p| Page::from_plain(p).deflate.len(), BatchSize::LargeInput)
+        b.iter_batched(
+            || plain.clone(),
+            |p| Page::from_plain(p).deflate.len(),
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function("scrape_plain", |b| {
         b.iter(|| page.plain.clone().len() + metrics.render_scrape().len())
     });
     g.bench_function("scrape_gzip", |b| {
-        b.iter(|| page.gzip_with(&metrics.render_scrape()).iter().map(|p| p.len()).sum::<usize>())
+        b.iter(|| {
+            page.gzip_with(&metrics.render_scrape())
+                .iter()
+                .map(|p| p.len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }
@@ -105,14 +131,19 @@ fn decoding(c: &mut Criterion) {
     let body = serde_json::to_vec(&serde_json::json!({ "audit_upgrade_infos": list })).unwrap();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("answer_of_10k_instances", |b| b.iter(|| api::decode(&body).unwrap().instances.len()));
+    g.bench_function("answer_of_10k_instances", |b| {
+        b.iter(|| api::decode(&body).unwrap().instances.len())
+    });
     g.finish();
 }
 
 fn signing(c: &mut Criterion) {
     let headers = [
         ("Content-Type".to_string(), "application/json".to_string()),
-        ("X-Project-Id".to_string(), "a4c123b1612dd272d1371c17149d4395".to_string()),
+        (
+            "X-Project-Id".to_string(),
+            "a4c123b1612dd272d1371c17149d4395".to_string(),
+        ),
         ("X-Sdk-Date".to_string(), "20250209T154442Z".to_string()),
     ];
     let req = SignableRequest {
@@ -124,7 +155,16 @@ fn signing(c: &mut Criterion) {
         body: b"",
     };
     c.bench_function("sign_upgrade_status_request", |b| {
-        b.iter(|| signer::sign(&req, "MXG9EDN581U33XTPLPFT", b"HF4vUCsMehGAkWvj7FAc9QeWJKY40uvSwMFLZDe1").unwrap().authorization.len())
+        b.iter(|| {
+            signer::sign(
+                &req,
+                "MXG9EDN581U33XTPLPFT",
+                b"HF4vUCsMehGAkWvj7FAc9QeWJKY40uvSwMFLZDe1",
+            )
+            .unwrap()
+            .authorization
+            .len()
+        })
     });
 }
 

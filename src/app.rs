@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub telemetry_path: String,
     /// Whether `POST /-/reload` is served.
     pub enable_lifecycle: bool,
+    /// The exporter-toolkit web configuration file (TLS, basic auth, headers).
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Why the exporter could not run.
@@ -62,9 +64,12 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The web configuration file was refused at start.
+    #[error("{0}")]
+    WebConfig(#[from] crate::web::WebConfigError),
     /// The HTTP client could not be built (bad CA file, TLS setup).
     #[error("cannot set up the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] crate::client_pool::PoolError),
 }
 
 /// Runs the exporter until SIGTERM or SIGINT, or until `stop` fires.
@@ -74,6 +79,12 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), RunError> {
     let config = source.load()?;
+    let web = opts
+        .web_config_file
+        .as_deref()
+        .map(crate::web::WebState::load)
+        .transpose()?
+        .map(Arc::new);
     let metrics = Arc::new(SelfMetrics::new());
     metrics.record_reload(true);
     let snapshot = Snapshot::new(Duration::from_secs(1));
@@ -103,7 +114,10 @@ pub async fn run(
         reload: opts.enable_lifecycle.then(|| reload_tx.clone()),
     });
     tracing::info!(version = VERSION, address = %local, targets = config.targets.len(), "dbss-exporter started");
-    let server = tokio::spawn(server::serve(listener, endpoints, cancel.clone()));
+    if let Some(web) = &web {
+        web.log_summary(&local);
+    }
+    let server = tokio::spawn(server::serve_with(listener, endpoints, web, cancel.clone()));
 
     control_loop(
         &source,

@@ -46,14 +46,26 @@ pub struct ApiClient {
 pub const USER_AGENT: &str = concat!("dbss-exporter/", env!("CARGO_PKG_VERSION"));
 
 impl ApiClient {
-    /// A client with the connect timeout and TLS settings of `settings`.
+    /// A client with the connect timeout of `settings` and the default
+    /// trust store.
     pub fn new(settings: &PollSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        Self::from_builder(Self::builder(settings))
+    }
+
+    /// The HTTP client builder with what every client shares; the
+    /// [`ClientPool`](crate::client_pool::ClientPool) adds the TLS options.
+    pub fn builder(settings: &PollSettings) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
-        Ok(ApiClient { http })
+    }
+
+    /// A client made by `builder`.
+    pub fn from_builder(builder: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        Ok(ApiClient {
+            http: builder.build()?,
+        })
     }
 
     /// Polls `target` once, counting its requests in `state`.

@@ -5,11 +5,12 @@
 //!
 //! - [`config`] reads and validates the TOML file into targets and credentials;
 //! - [`poller`] runs one task per target that polls the upgrade-status API
-//!   through [`client`], signing in with [`auth`] (and [`signer`] for AK/SK),
+//!   through [`client`] (one per TLS choice, from [`client_pool`]), signing in with [`auth`] (and [`signer`] for AK/SK),
 //!   and decoding answers with [`api`];
 //! - each task keeps a [`project::ProjectState`] and renders it with
 //!   [`render`] into the [`snapshot`], which publishes whole pages;
-//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`.
+//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`,
+//!   under the TLS, basic auth and headers of [`web`].
 //!
 //! [`app`] wires these together; [`sim`] is the embedded API simulator that
 //! [`demo`] and the tests run against.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod client_pool;
 pub mod config;
 pub mod demo;
 pub mod logging;
@@ -34,3 +36,4 @@ pub mod server;
 pub mod signer;
 pub mod sim;
 pub mod snapshot;
+pub mod web;

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         listen_address: cli.web.listen_address.clone(),
         telemetry_path: cli.web.telemetry_path.clone(),
         enable_lifecycle: cli.web.enable_lifecycle,
+        web_config_file: cli.web.web_config_file.clone(),
     };
     let outcome = runtime.block_on(async {
         match &cli.command {
@@ -50,6 +51,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Config(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(RunError::WebConfig(e)) => {
+            tracing::error!(error = %e, "web configuration refused");
             eprintln!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }

@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::api::DecodeWarning;
 use crate::auth::{AuthContext, Authenticator};
 use crate::client::{ApiClient, PollError};
+use crate::client_pool::{ClientKey, ClientPool, PoolError};
 use crate::config::{Config, CredentialSpec, PollSettings, Target};
 use crate::project::{ProjectState, Reason};
 use crate::snapshot::{Snapshot, TargetKey};
 
 /// What every project task shares.
 struct Shared {
-    client: ApiClient,
     settings: PollSettings,
     permits: Arc<Semaphore>,
     snapshot: Arc<Snapshot>,
@@ -30,8 +30,20 @@ struct Shared {
 struct Running {
     target: Target,
     credential: Option<CredentialSpec>,
+    client_key: ClientKey,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+    /// Cleared, under its lock, before a changed target's series are
+    /// dropped, so that the old task can never publish them again.
+    live: Arc<std::sync::Mutex<bool>>,
+}
+
+impl Running {
+    /// Stops the task; once this returns it publishes nothing more.
+    fn stop(&self) {
+        self.cancel.cancel();
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    }
 }
 
 /// Runs and stops project tasks as the configuration says.
@@ -62,15 +74,16 @@ impl Poller {
 
     /// Makes the running tasks match `config`: targets that are gone stop
     /// and lose their series, new or changed ones start, unchanged ones keep
-    /// running undisturbed (unless the poll settings changed).
-    pub fn apply(&mut self, config: &Config) -> Result<(), reqwest::Error> {
+    /// running undisturbed (unless the poll settings changed). A CA file
+    /// that cannot be used refuses the whole configuration.
+    pub fn apply(&mut self, config: &Config) -> Result<(), PoolError> {
+        let pool = ClientPool::build(config)?;
         let settings_changed = self
             .shared
             .as_ref()
             .is_none_or(|s| s.settings != config.poll);
         if settings_changed {
             self.shared = Some(Arc::new(Shared {
-                client: ApiClient::new(&config.poll)?,
                 settings: config.poll.clone(),
                 permits: Arc::new(Semaphore::new(config.poll.concurrency)),
                 snapshot: self.snapshot.clone(),
@@ -88,26 +101,29 @@ impl Poller {
                 .as_ref()
                 .and_then(|n| config.credentials.get(n))
                 .cloned();
+            let (client_key, client) = pool.client_for(target).expect("the pool has every target");
             match self.running.remove(&key) {
                 Some(r)
-                    if !settings_changed && r.target == *target && r.credential == credential =>
+                    if !settings_changed
+                        && r.target == *target
+                        && r.credential == credential
+                        && r.client_key == client_key =>
                 {
                     keep.insert(key, r);
                 }
                 old => {
                     if let Some(old) = old {
-                        // Its labels or credentials changed: the old series
-                        // go now, the new task publishes fresh ones.
-                        old.cancel.cancel();
+                        // Its labels may have changed: its old series go now.
+                        old.stop();
                         self.snapshot.remove(&key);
                     }
-                    let r = self.start(&shared, target.clone(), credential);
+                    let r = self.start(&shared, target.clone(), credential, (client_key, client));
                     keep.insert(key, r);
                 }
             }
         }
         for (_, gone) in self.running.drain() {
-            gone.cancel.cancel();
+            gone.stop();
         }
         self.running = keep;
         Ok(())
@@ -118,10 +134,14 @@ impl Poller {
         shared: &Arc<Shared>,
         target: Target,
         credential: Option<CredentialSpec>,
+        (client_key, client): (ClientKey, ApiClient),
     ) -> Running {
         let cancel = self.cancel.child_token();
+        let live = Arc::new(std::sync::Mutex::new(true));
         let task = ProjectTask {
             shared: shared.clone(),
+            client,
+            live: live.clone(),
             auth: Authenticator::new(credential.as_ref(), &target, &self.auth),
             state: ProjectState::new(&target),
             key: target_key(&target),
@@ -131,8 +151,10 @@ impl Poller {
         Running {
             target,
             credential,
+            client_key,
             cancel,
             handle,
+            live,
         }
     }
 
@@ -157,6 +179,8 @@ impl Poller {
 
 struct ProjectTask {
     shared: Arc<Shared>,
+    client: ApiClient,
+    live: Arc<std::sync::Mutex<bool>>,
     auth: Result<Authenticator, crate::auth::AuthError>,
     state: ProjectState,
     key: TargetKey,
@@ -220,12 +244,9 @@ impl ProjectTask {
                 detail: format!("cannot sign in: {e}"),
             }),
             Ok(auth) => {
-                let poll = self.shared.client.poll(
-                    &self.target,
-                    auth,
-                    &self.shared.settings,
-                    &mut self.state,
-                );
+                let poll =
+                    self.client
+                        .poll(&self.target, auth, &self.shared.settings, &mut self.state);
                 match tokio::time::timeout(deadline, poll).await {
                     Ok(r) => r,
                     Err(_) => Err(PollError {
@@ -282,9 +303,11 @@ impl ProjectTask {
 
     fn publish(&self) {
         let polled = self.state.up.is_some();
-        self.shared
-            .snapshot
-            .update(&self.key, self.state.render(), polled);
+        let chunks = self.state.render();
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if *live {
+            self.shared.snapshot.update(&self.key, chunks, polled);
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::selfmetrics::SelfMetrics;
 use crate::snapshot::Snapshot;
+use crate::web::WebState;
 
 /// The Content-Type of the text exposition format.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -213,6 +214,17 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 /// Serves `endpoints` on `listener` until `cancel` fires; connections in
 /// progress are closed gracefully.
 pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, cancel: CancellationToken) {
+    serve_with(listener, endpoints, None, cancel).await
+}
+
+/// [`serve`] under a web configuration (TLS, basic auth, headers), when one
+/// is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints>,
+    web: Option<Arc<WebState>>,
+    cancel: CancellationToken,
+) {
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -228,41 +240,71 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, cancel: Can
             }
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
-            stream,
+        let conn = Connection {
             peer,
-            endpoints.clone(),
-            cancel.clone(),
-        ));
+            endpoints: endpoints.clone(),
+            web: web.clone(),
+            cancel: cancel.clone(),
+        };
+        connections.spawn(conn.run(stream));
     }
     connections.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), connections.wait()).await;
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// One accepted connection and what serving it needs.
+struct Connection {
     peer: SocketAddr,
     endpoints: Arc<Endpoints>,
+    web: Option<Arc<WebState>>,
     cancel: CancellationToken,
-) {
-    let service = service_fn(move |req: Request<Incoming>| {
-        let endpoints = endpoints.clone();
-        async move { Ok::<_, Infallible>(endpoints.handle(&req).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30))
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+}
+
+impl Connection {
+    /// Serves plain HTTP, or HTTPS when the web configuration in force says so.
+    async fn run(self, stream: tokio::net::TcpStream) {
+        let acceptor = self.web.as_ref().and_then(|w| w.current().tls.clone());
+        let Some(acceptor) = acceptor else {
+            return self.serve(stream).await;
+        };
+        let handshake = acceptor.accept(stream);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (endpoints, web) = (self.endpoints, self.web);
+        let service = service_fn(move |req: Request<Incoming>| {
+            let (endpoints, web) = (endpoints.clone(), web.clone());
+            async move {
+                let response = match &web {
+                    Some(web) => crate::web::guard::respond(web, &endpoints, &req).await,
+                    None => endpoints.handle(&req).await,
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(30))
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.cancel.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
     }
 }
 

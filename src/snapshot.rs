@@ -133,13 +133,13 @@ impl Snapshot {
         self.changed.notify_one();
     }
 
-    /// Drops one target's series at once (its definition changed).
+    /// Drops one target's series (its task restarts with other settings);
+    /// it stays expected, and counts as polled if it was.
     pub fn remove(&self, key: &TargetKey) {
-        let mut inner = self.lock();
-        inner.entries.remove(key);
-        inner.polled.remove(key);
-        drop(inner);
-        self.changed.notify_one();
+        let removed = self.lock().entries.remove(key).is_some();
+        if removed {
+            self.changed.notify_one();
+        }
     }
 
     /// Joins the current chunks into a new page and publishes it.

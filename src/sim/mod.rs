@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod fleet;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -159,7 +160,13 @@ impl Simulator {
     /// Starts a simulator on `addr`.
     pub async fn start_on(addr: &str) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+        let sim = Simulator::unstarted(listener.local_addr()?);
+        tokio::spawn(accept_loop(listener, sim.state.clone(), sim.cancel.clone()));
+        Ok(sim)
+    }
+
+    /// A simulator with no requests and no projects yet, not accepting.
+    fn unstarted(addr: SocketAddr) -> Simulator {
         let state = Arc::new(State {
             inner: Mutex::new(Inner {
                 record_limit: 100_000,
@@ -167,13 +174,11 @@ impl Simulator {
             }),
             fleet: Mutex::new(None),
         });
-        let cancel = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, state.clone(), cancel.clone()));
-        Ok(Simulator {
+        Simulator {
             addr,
             state,
-            cancel,
-        })
+            cancel: CancellationToken::new(),
+        }
     }
 
     /// The base URL, to use as a target's endpoint.
@@ -292,20 +297,24 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
             a = listener.accept() => a,
         };
         let Ok((stream, _)) = accepted else { continue };
+        tokio::spawn(serve_io(stream, state.clone(), cancel.clone()));
+    }
+}
+
+/// Serves HTTP/1.1 on one connection, plain or already wrapped in TLS.
+async fn serve_io<I>(io: I, state: Arc<State>, cancel: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
         let state = state.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = cancel.cancelled() => {}
-            }
-        });
+        async move { Ok::<_, Infallible>(handle(state, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = cancel.cancelled() => {}
     }
 }
 
