@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use dbss_exporter::api::{self, Instance, Step};
 use dbss_exporter::config::Target;
 use dbss_exporter::project::ProjectState;
-use dbss_exporter::render::{assemble, ProjectChunks};
+use dbss_exporter::render::render_page;
 use dbss_exporter::selfmetrics::SelfMetrics;
 use dbss_exporter::signer::{self, SignableRequest};
 use dbss_exporter::snapshot::Page;
@@ -76,25 +76,20 @@ fn fleet() -> Vec<ProjectState> {
 
 fn rendering(c: &mut Criterion) {
     let states = fleet();
-    let chunks: Vec<ProjectChunks> = states.iter().map(ProjectState::render).collect();
-    let plain = assemble(chunks.iter());
+    let render = || {
+        render_page(0, |family, out| {
+            for p in &states {
+                p.write_family(family, out);
+            }
+        })
+    };
+    let plain = render().into_bytes();
     let page = Page::from_plain(plain.clone());
     let metrics = SelfMetrics::new();
 
     let mut g = c.benchmark_group("10k_series");
     g.throughput(Throughput::Bytes(plain.len() as u64));
-    g.bench_function("render_every_project", |b| {
-        b.iter(|| {
-            states
-                .iter()
-                .map(ProjectState::render)
-                .map(|c| c.len())
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("assemble_page", |b| {
-        b.iter(|| assemble(chunks.iter()).len())
-    });
+    g.bench_function("render_page", |b| b.iter(|| render().len()));
     g.bench_function("publish_page_with_deflate", |b| {
         b.iter_batched(
             || plain.clone(),

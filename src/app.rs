@@ -117,7 +117,13 @@ pub async fn run(
     if let Some(web) = &web {
         web.log_summary(&local);
     }
-    let server = tokio::spawn(server::serve_with(listener, endpoints, web, cancel.clone()));
+    let server =
+        server::spawn_dedicated(listener, endpoints, web, cancel.clone()).map_err(|source| {
+            RunError::Listen {
+                address: local.clone(),
+                source,
+            }
+        })?;
 
     control_loop(
         &source,

@@ -303,10 +303,10 @@ impl ProjectTask {
 
     fn publish(&self) {
         let polled = self.state.up.is_some();
-        let chunks = self.state.render();
+        let state = Arc::new(self.state.clone());
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if *live {
-            self.shared.snapshot.update(&self.key, chunks, polled);
+            self.shared.snapshot.update(&self.key, state, polled);
         }
     }
 }

@@ -3,11 +3,12 @@
 //! one [`ProjectState`] per target and renders it after every change.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::api::Instance;
 use crate::config::Target;
-use crate::render::{ChunkWriter, Family, ProjectChunks, ProjectLabels};
+use crate::render::{Family, ProjectLabels, SeriesWriter};
 
 /// Why a poll failed: the fixed set of `reason` label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,8 +52,8 @@ impl Reason {
 pub struct LastGood {
     /// When the poll that got it succeeded.
     pub at: SystemTime,
-    /// The instances it listed.
-    pub instances: Vec<Instance>,
+    /// The instances it listed, shared with published copies of the state.
+    pub instances: Arc<[Instance]>,
 }
 
 /// One project's state, as the poller keeps it.
@@ -98,7 +99,10 @@ impl ProjectState {
         self.up = Some(true);
         self.last_success = Some(at);
         self.last_duration = Some(took);
-        self.last_good = Some(LastGood { at, instances });
+        self.last_good = Some(LastGood {
+            at,
+            instances: instances.into(),
+        });
     }
 
     /// Records a failed poll; the last good answer stays until it is stale.
@@ -133,97 +137,85 @@ impl ProjectState {
         stale
     }
 
-    /// Renders every series of the project.
-    pub fn render(&self) -> ProjectChunks {
-        let mut w = ChunkWriter::new(&self.labels);
-        if let Some(good) = &self.last_good {
-            render_instances(&mut w, &good.instances);
+    /// Writes the project's samples of `family` to `out`.
+    pub fn write_family(&self, family: Family, out: &mut String) {
+        let mut w = SeriesWriter::new(&self.labels, family, out);
+        let instances: &[Instance] = self.last_good.as_ref().map_or(&[], |g| &g.instances);
+        match family {
+            Family::UpgradeStatus
+            | Family::UpgradeCapacity
+            | Family::UpgradeSteps
+            | Family::StepInfo
+            | Family::StepTimestamp => write_instances(&mut w, family, instances),
+            _ => self.write_health(&mut w, family),
         }
-        self.render_health(&mut w);
-        w.finish()
     }
 
-    fn render_health(&self, w: &mut ChunkWriter) {
-        if let Some(up) = self.up {
-            w.sample(Family::Up, &[], if up { 1.0 } else { 0.0 });
-        }
-        if let Some(good) = &self.last_good {
-            w.sample(Family::Instances, &[], good.instances.len() as f64);
-        }
-        if let Some(t) = self.last_success {
-            w.sample(Family::LastPollSuccess, &[], unix_seconds(t));
-        }
-        if let Some(d) = self.last_duration {
-            w.sample(Family::PollDuration, &[], d.as_secs_f64());
-        }
-        for (code, n) in &self.requests {
-            w.sample(Family::ApiRequests, &[("code", code)], *n as f64);
-        }
-        for (reason, n) in &self.errors {
-            w.sample(
-                Family::PollErrors,
-                &[("reason", reason.as_str())],
-                *n as f64,
-            );
-        }
-        if self.up.is_some() {
-            w.sample(Family::ApiRetries, &[], self.retries as f64);
-        }
-        if let Some(t) = self.credential_expiry {
-            w.sample(Family::CredentialsExpiry, &[], unix_seconds(t));
+    fn write_health(&self, w: &mut SeriesWriter, family: Family) {
+        let gauge = |v: Option<f64>| v.into_iter();
+        let values = match family {
+            Family::Up => gauge(self.up.map(|up| if up { 1.0 } else { 0.0 })),
+            Family::Instances => gauge(self.last_good.as_ref().map(|g| g.instances.len() as f64)),
+            Family::LastPollSuccess => gauge(self.last_success.map(unix_seconds)),
+            Family::PollDuration => gauge(self.last_duration.map(|d| d.as_secs_f64())),
+            Family::ApiRetries => gauge(self.up.map(|_| self.retries as f64)),
+            Family::CredentialsExpiry => gauge(self.credential_expiry.map(unix_seconds)),
+            Family::ApiRequests => {
+                for (code, n) in &self.requests {
+                    w.sample(&[("code", code)], *n as f64);
+                }
+                return;
+            }
+            Family::PollErrors => {
+                for (reason, n) in &self.errors {
+                    w.sample(&[("reason", reason.as_str())], *n as f64);
+                }
+                return;
+            }
+            _ => return,
+        };
+        for v in values {
+            w.sample(&[], v);
         }
     }
 }
 
-fn render_instances(w: &mut ChunkWriter, instances: &[Instance]) {
+fn write_instances(w: &mut SeriesWriter, family: Family, instances: &[Instance]) {
     for i in instances {
-        if let Some(status) = i.status {
-            let labels = [
-                ("instance_id", i.instance_id.as_str()),
-                ("current_version", i.current_version.as_str()),
-                ("upgrade_version", i.upgrade_version.as_str()),
-            ];
-            w.sample(Family::UpgradeStatus, &labels, status);
+        let id = i.instance_id.as_str();
+        match family {
+            Family::UpgradeStatus => {
+                if let Some(status) = i.status {
+                    let versions = [
+                        ("current_version", i.current_version.as_str()),
+                        ("upgrade_version", &i.upgrade_version),
+                    ];
+                    w.sample(&[("instance_id", id), versions[0], versions[1]], status);
+                }
+            }
+            Family::UpgradeCapacity => {
+                if let Some(total) = i.total {
+                    w.sample(&[("instance_id", id)], total);
+                }
+            }
+            Family::UpgradeSteps => w.sample(&[("instance_id", id)], i.steps.len() as f64),
+            _ => write_steps(w, family, i),
         }
     }
-    for i in instances {
-        if let Some(total) = i.total {
-            w.sample(
-                Family::UpgradeCapacity,
-                &[("instance_id", &i.instance_id)],
-                total,
-            );
-        }
-    }
-    for i in instances {
-        w.sample(
-            Family::UpgradeSteps,
-            &[("instance_id", &i.instance_id)],
-            i.steps.len() as f64,
-        );
-    }
-    for i in instances {
-        for (n, step) in i.steps.iter().enumerate() {
-            let pos = (n + 1).to_string();
-            let labels = [
-                ("instance_id", i.instance_id.as_str()),
-                ("step", pos.as_str()),
-                ("step_name", step.step_name.as_str()),
-                ("result_code", step.result_code.as_str()),
-            ];
-            w.sample(Family::StepInfo, &labels, 1.0);
-        }
-    }
-    for i in instances {
-        for (n, step) in i.steps.iter().enumerate() {
-            let Some(time) = step.time else { continue };
-            let pos = (n + 1).to_string();
-            let labels = [
-                ("instance_id", i.instance_id.as_str()),
-                ("step", pos.as_str()),
-                ("step_name", step.step_name.as_str()),
-            ];
-            w.sample(Family::StepTimestamp, &labels, time);
+}
+
+fn write_steps(w: &mut SeriesWriter, family: Family, i: &Instance) {
+    for (n, step) in i.steps.iter().enumerate() {
+        let pos = (n + 1).to_string();
+        let id = ("instance_id", i.instance_id.as_str());
+        let name = ("step_name", step.step_name.as_str());
+        match (family, step.time) {
+            (Family::StepInfo, _) => {
+                let code = ("result_code", step.result_code.as_str());
+                w.sample(&[id, ("step", &pos), name, code], 1.0);
+            }
+            (Family::StepTimestamp, Some(time)) => w.sample(&[id, ("step", &pos), name], time),
+            _ => {}
         }
     }
 }

@@ -252,6 +252,39 @@ pub async fn serve_with(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), connections.wait()).await;
 }
 
+/// Runs [`serve_with`] on a runtime of its own, on threads of its own, so
+/// that scrapes are answered at once even while a poll cycle keeps the
+/// poller's runtime busy. The receiver completes when serving has ended.
+pub fn spawn_dedicated(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints>,
+    web: Option<Arc<WebState>>,
+    cancel: CancellationToken,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let listener = listener.into_std()?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("dbss-http")
+        .enable_all()
+        .build()?;
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("dbss-http-main".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => serve_with(l, endpoints, web, cancel).await,
+                    Err(e) => tracing::error!(error = %e, "cannot serve HTTP"),
+                }
+            });
+            // Connections still open after the graceful period are dropped.
+            runtime.shutdown_background();
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     peer: SocketAddr,

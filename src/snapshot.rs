@@ -1,9 +1,10 @@
 //! The published snapshot: every project's rendered series, joined into one
 //! page that scrapes read without waiting for anything.
 //!
-//! Pollers hand a project's fresh [`ProjectChunks`] to [`Snapshot::update`].
-//! A publisher task joins all chunks into a [`Page`] (plain text plus a
-//! pre-compressed deflate stream) at most once per
+//! Pollers hand a copy of a project's fresh state to [`Snapshot::update`]
+//! (cheap: the instances are shared). A publisher task renders every
+//! project into one [`Page`] (plain text plus a pre-compressed deflate
+//! stream) at most once per
 //! [`Snapshot::min_publish_gap`], and swaps it in atomically. A scrape loads
 //! the current page with one atomic read and adds the few self-metrics that
 //! change on every scrape (see [`crate::server`]).
@@ -19,7 +20,8 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::render::{assemble, ProjectChunks};
+use crate::project::ProjectState;
+use crate::render::render_page;
 
 /// The identity of a target: its position decides the page order.
 pub type TargetKey = (String, String);
@@ -41,7 +43,7 @@ pub struct Page {
 
 struct Entry {
     order: usize,
-    chunks: Arc<ProjectChunks>,
+    state: Arc<ProjectState>,
 }
 
 #[derive(Default)]
@@ -112,14 +114,13 @@ impl Snapshot {
     }
 
     /// Replaces one target's series; `polled` marks its first poll as done.
-    pub fn update(&self, key: &TargetKey, chunks: ProjectChunks, polled: bool) {
+    pub fn update(&self, key: &TargetKey, state: Arc<ProjectState>, polled: bool) {
         let mut inner = self.lock();
         let Some(&order) = inner.expected.get(key) else {
             // A task of a target removed by a reload, finishing late.
             return;
         };
-        let chunks = Arc::new(chunks);
-        inner.entries.insert(key.clone(), Entry { order, chunks });
+        inner.entries.insert(key.clone(), Entry { order, state });
         if polled {
             inner.polled.insert(key.clone());
         }
@@ -146,16 +147,25 @@ impl Snapshot {
     pub fn publish_now(&self) {
         let (mut projects, readiness) = {
             let inner = self.lock();
-            let projects: Vec<(usize, Arc<ProjectChunks>)> = inner
+            let projects: Vec<(usize, Arc<ProjectState>)> = inner
                 .entries
                 .values()
-                .map(|e| (e.order, e.chunks.clone()))
+                .map(|e| (e.order, e.state.clone()))
                 .collect();
             (projects, (inner.expected.len(), inner.polled.len()))
         };
         projects.sort_by_key(|(order, _)| *order);
-        let plain = assemble(projects.iter().map(|(_, c)| c.as_ref()));
-        let mut page = Page::from_plain(plain);
+
+        // The page is about as large as the last one.
+        let last = self.page.load().plain.len();
+        let hint = last + last / 64;
+        let plain = render_page(hint, |family, out| {
+            for (_, p) in &projects {
+                p.write_family(family, out);
+            }
+        });
+        drop(projects);
+        let mut page = Page::from_plain(plain.into_bytes());
         page.readiness = readiness;
         self.page.store(Arc::new(page));
     }
