@@ -61,6 +61,11 @@ impl ApiClient {
             .pool_idle_timeout(Duration::from_secs(90))
     }
 
+    /// The underlying HTTP client, shared with sign-in calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A client made by `builder`.
     pub fn from_builder(builder: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
         Ok(ApiClient {

@@ -138,11 +138,13 @@ impl Poller {
     ) -> Running {
         let cancel = self.cancel.child_token();
         let live = Arc::new(std::sync::Mutex::new(true));
+        // IAM is reached with the target's TLS choices, not the defaults.
+        let ctx = self.auth.with_http(client.http().clone());
         let task = ProjectTask {
             shared: shared.clone(),
             client,
             live: live.clone(),
-            auth: Authenticator::new(credential.as_ref(), &target, &self.auth),
+            auth: Authenticator::new(credential.as_ref(), &target, &ctx),
             state: ProjectState::new(&target),
             key: target_key(&target),
             target: target.clone(),

@@ -261,3 +261,33 @@ async fn global_ca_file_applies_to_every_target() {
     .await
     .unwrap();
 }
+
+/// IAM behind the same private CA: password sign-in trusts the target's
+/// `ca_file` too, not only the DBSS request.
+#[tokio::test]
+async fn password_sign_in_trusts_the_targets_ca_file() {
+    tokio::time::timeout(LIMIT, async {
+        let pki = Pki::new();
+        let sim = Simulator::start_tls(&pki.server_cert, &pki.server_key)
+            .await
+            .unwrap();
+        sim.add_iam_user("acme", "monitor", "iam-secret-pw");
+        sim.set_instances("p1", common_web::instances());
+        let dir = tempfile::tempdir().unwrap();
+        pki.write(dir.path());
+        let ca = dir.path().join("ca.pem").display().to_string();
+        let url = sim.url();
+        let text = format!(
+            "[poll]\ninterval = \"1s\"\n\n[credentials.iam]\ntype = \"password\"\ndomain = \"acme\"\nuser = \"monitor\"\npassword_env = \"DBSS_TEST_PASSWORD\"\niam_endpoint = \"{url}\"\n\n[[targets]]\nproject_id = \"p1\"\nregion = \"cn-north-4\"\nendpoint = \"{url}\"\ncredentials = \"iam\"\nca_file = {ca:?}\n"
+        );
+        let path = common_web::write(dir.path(), "config.toml", &text);
+        let exporter = start(
+            &[&format!("--config.file={}", path.display())],
+            &[("DBSS_TEST_PASSWORD", "iam-secret-pw")],
+        );
+        let page = common_web::wait_line(&exporter.url("/metrics"), &up("p1", 1)).await;
+        assert!(page.contains("dbss_auth_requests_total{kind=\"iam\",outcome=\"success\"} 1"), "{page}");
+    })
+    .await
+    .unwrap();
+}

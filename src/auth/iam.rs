@@ -1,13 +1,16 @@
 //! Password sign-in: an IAM user's password exchanged for project-scoped
 //! tokens (`POST /v3/auth/tokens`), one cached token per project.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
 use super::cache::Expiring;
 use super::{AuthContext, AuthError};
 use crate::secret::{Secret, SecretSource};
+
+/// The limit for one call to IAM.
+const IAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that overrides the default IAM endpoint.
 pub const IAM_ENDPOINT_ENV: &str = "HUAWEICLOUD_SDK_IAM_ENDPOINT";
@@ -75,6 +78,7 @@ impl PasswordSignIn {
             .http
             .post(&url)
             .header("Content-Type", "application/json;charset=utf8")
+            .timeout(IAM_TIMEOUT)
             .body(body)
             .send()
             .await

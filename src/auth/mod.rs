@@ -119,6 +119,15 @@ impl AuthContext {
         }
     }
 
+    /// The same context (and caches) calling IAM through `http`, so that
+    /// sign-in honours a target's CA file and certificate-check choice.
+    pub fn with_http(&self, http: reqwest::Client) -> Self {
+        AuthContext {
+            http,
+            ..self.clone()
+        }
+    }
+
     /// Counts one call to `kind` (`iam` or `metadata`).
     pub fn count(&self, kind: &str, ok: bool) {
         let outcome = if ok { "success" } else { "failure" };
