@@ -6,7 +6,8 @@
 //! - [`config`] reads and validates the TOML file into targets and credentials;
 //! - [`poller`] runs one task per target that polls the upgrade-status API
 //!   through [`client`], signing in with [`auth`] (and [`signer`] for AK/SK),
-//!   and decoding answers with [`api`];
+//!   and decoding answers with [`api`]; [`retry`] decides which failed
+//!   requests are tried again and [`ratelimit`] spaces requests per endpoint;
 //! - each task keeps a [`project::ProjectState`] and renders it with
 //!   [`render`] into the [`snapshot`], which publishes whole pages;
 //! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`.
@@ -27,7 +28,9 @@ pub mod demo;
 pub mod logging;
 pub mod poller;
 pub mod project;
+pub mod ratelimit;
 pub mod render;
+pub mod retry;
 pub mod secret;
 pub mod selfmetrics;
 pub mod server;

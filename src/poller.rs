@@ -222,6 +222,7 @@ impl ProjectTask {
                     auth,
                     &self.shared.settings,
                     &mut self.state,
+                    started + deadline,
                 );
                 match tokio::time::timeout(deadline, poll).await {
                     Ok(r) => r,
