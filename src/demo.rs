@@ -10,7 +10,7 @@ use crate::app::{self, ConfigSource, RunError, ServeOptions};
 use crate::cli::DemoArgs;
 use crate::config::{Config, CredentialSpec, PollSettings, Target};
 use crate::secret::{Secret, SecretSource};
-use crate::sim::{Fleet, Simulator};
+use crate::sim::{FaultMix, Fleet, Simulator};
 
 /// Starts the simulator and runs the exporter against it until stopped.
 pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
@@ -25,7 +25,10 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
     sim.add_token(&token);
     let config = demo_config(args, &fleet, &sim.url(), Secret::new(token));
     sim.set_fleet(fleet);
-    tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, "demo simulator started");
+    if args.faults {
+        sim.set_fault_mix(Some(FaultMix::gentle()));
+    }
+    tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, faults = args.faults, "demo simulator started");
 
     let result = app::run(
         ConfigSource::Fixed(Box::new(config)),

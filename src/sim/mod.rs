@@ -5,19 +5,20 @@
 //! was given (401 with a documented error body otherwise), answers 404 for a
 //! project it does not know, and serves each project's instances. A test can
 //! script what a project answers next ([`Reply`]) and read back every
-//! request it received ([`Simulator::requests`]).
+//! request it received ([`Simulator::requests`]). [`faults`] makes answers
+//! misbehave on the wire.
 
+pub mod faults;
 pub mod fleet;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -25,6 +26,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{Fault, FaultMix};
 pub use fleet::Fleet;
 
 /// One scripted answer.
@@ -38,6 +40,8 @@ pub struct Reply {
     pub body: Bytes,
     /// How long to wait before sending the headers.
     pub delay: Duration,
+    /// How the answer misbehaves on the wire.
+    pub fault: Fault,
 }
 
 impl Reply {
@@ -53,6 +57,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.into(),
             delay: Duration::ZERO,
+            fault: Fault::None,
         }
     }
 
@@ -119,6 +124,7 @@ struct Inner {
     projects: HashMap<String, Project>,
     requests: VecDeque<RecordedRequest>,
     record_limit: usize,
+    fault_mix: Option<FaultMix>,
 }
 
 struct State {
@@ -287,7 +293,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
+                async move { handle(state, req).await }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -299,7 +305,10 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
     }
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<faults::SimBody>, faults::Dropped> {
     let (parts, body) = req.into_parts();
     let _body = body
         .collect()
@@ -395,8 +404,9 @@ fn answer_upgrade_status(state: &State, project_id: &str, headers: &[(String, St
         return reply;
     }
     let source = project.source.clone();
+    let mix = inner.fault_mix;
     drop(inner);
-    match source {
+    let reply = match source {
         Source::Reply(r) => r,
         Source::Instances(list) => Reply::json(200, &json!({ "audit_upgrade_infos": list })),
         Source::Fleet(i) => {
@@ -407,17 +417,19 @@ fn answer_upgrade_status(state: &State, project_id: &str, headers: &[(String, St
                 .unwrap_or_default();
             Reply::json(200, &json!({ "audit_upgrade_infos": list }))
         }
+    };
+    match mix {
+        Some(mix) => mix.disturb(reply),
+        None => reply,
     }
 }
 
-fn to_response(reply: Reply) -> Response<Full<Bytes>> {
+fn to_response(reply: Reply) -> Result<Response<faults::SimBody>, faults::Dropped> {
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("Content-Type", "application/json;charset=UTF-8");
     for (n, v) in &reply.headers {
         builder = builder.header(n, v);
     }
-    builder
-        .body(Full::new(reply.body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"bad scripted header"))))
+    faults::respond(builder, reply)
 }
