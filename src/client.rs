@@ -291,3 +291,77 @@ fn status_error(status: StatusCode, body: &[u8], has_retry_after: bool) -> PollE
         detail,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(reason: Reason, status: Option<u16>, retry_after: Option<u64>) -> Failed {
+        Failed {
+            error: PollError {
+                status,
+                ..PollError::new(reason, "HTTP 429: APIGW.0308 slow down")
+            },
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(600)
+    }
+
+    #[test]
+    fn retries_stop_at_the_budget() {
+        let f = || failed(Reason::Http5xx, Some(503), None);
+        assert!(plan_retry(f(), 0, 2, far()).is_ok());
+        assert!(plan_retry(f(), 1, 2, far()).is_ok());
+        assert_eq!(plan_retry(f(), 2, 2, far()).unwrap_err().status, Some(503));
+        assert!(plan_retry(f(), 0, 0, far()).is_err());
+    }
+
+    #[test]
+    fn client_errors_and_unreadable_answers_are_not_retried() {
+        for (reason, status) in [
+            (Reason::Http4xx, Some(400)),
+            (Reason::Http4xx, Some(403)),
+            (Reason::Http4xx, Some(404)),
+            (Reason::Decode, None),
+            (Reason::TooLarge, None),
+        ] {
+            assert!(plan_retry(failed(reason, status, None), 0, 5, far()).is_err());
+        }
+    }
+
+    #[test]
+    fn retry_after_sets_the_wait_or_ends_the_poll() {
+        let wait = plan_retry(failed(Reason::Throttled, Some(429), Some(2)), 0, 2, far());
+        assert!(wait.unwrap() >= Duration::from_secs(2));
+
+        let soon = Instant::now() + Duration::from_secs(5);
+        let err =
+            plan_retry(failed(Reason::Throttled, Some(429), Some(30)), 0, 2, soon).unwrap_err();
+        assert_eq!(err.reason, Reason::Throttled);
+        assert_eq!(
+            err.detail,
+            "HTTP 429: APIGW.0308 slow down; Retry-After of 30 s passes the poll deadline, next try in the next cycle"
+        );
+    }
+
+    #[test]
+    fn a_503_that_says_when_to_come_back_is_throttling() {
+        let body = br#"{"error_code": "DBSS.11000000", "error_msg": "busy"}"#;
+        let with = status_error(StatusCode::SERVICE_UNAVAILABLE, body, true);
+        let without = status_error(StatusCode::SERVICE_UNAVAILABLE, body, false);
+        assert_eq!(
+            (with.reason, without.reason),
+            (Reason::Throttled, Reason::Http5xx)
+        );
+        assert_eq!(without.error_code.as_deref(), Some("DBSS.11000000"));
+        assert_eq!(without.detail, "HTTP 503: DBSS.11000000 busy");
+        let html = status_error(StatusCode::BAD_GATEWAY, b"<html>x</html>", false);
+        assert_eq!(
+            html.detail,
+            "HTTP 502 with a 14-byte body that is not a known error shape"
+        );
+    }
+}
