@@ -103,7 +103,9 @@ pub struct UpgradeStatus {
 
 /// Decodes a 200 answer's body.
 pub fn decode(body: &[u8]) -> Result<UpgradeStatus, DecodeError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| DecodeError::NotJson {
+    // Some proxies put a UTF-8 byte order mark before the JSON.
+    let json = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let value: Value = serde_json::from_slice(json).map_err(|e| DecodeError::NotJson {
         bytes: body.len(),
         reason: e.to_string(),
     })?;
@@ -326,6 +328,5 @@ pub fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

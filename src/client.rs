@@ -2,7 +2,8 @@
 //! with its credentials, and the answer read into instances or a
 //! [`PollError`] that says exactly what went wrong.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 
@@ -10,6 +11,8 @@ use crate::api::{self, UpgradeStatus};
 use crate::auth::Authenticator;
 use crate::config::{PollSettings, Target};
 use crate::project::{ProjectState, Reason};
+use crate::ratelimit::RateLimits;
+use crate::retry;
 
 /// Why a poll failed, with what the operator needs to act on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,20 +39,40 @@ impl PollError {
     }
 }
 
-/// The HTTP client shared by all polls.
+/// The HTTP client shared by all polls, with the rate limits of every
+/// endpoint.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    limits: Arc<RateLimits>,
+}
+
+/// A failed request, with the wait the server asked for, if any.
+struct Failed {
+    error: PollError,
+    retry_after: Option<Duration>,
+}
+
+impl From<PollError> for Failed {
+    fn from(error: PollError) -> Self {
+        Failed {
+            error,
+            retry_after: None,
+        }
+    }
 }
 
 /// The User-Agent of every request.
 pub const USER_AGENT: &str = concat!("dbss-exporter/", env!("CARGO_PKG_VERSION"));
 
 impl ApiClient {
-    /// A client with the connect timeout of `settings` and the default
-    /// trust store.
+    /// A client with the connect timeout and rate limit of `settings`, and
+    /// the default trust store.
     pub fn new(settings: &PollSettings) -> Result<Self, reqwest::Error> {
-        Self::from_builder(Self::builder(settings))
+        Self::from_builder(
+            Self::builder(settings),
+            RateLimits::new(settings.rate_limit),
+        )
     }
 
     /// The HTTP client builder with what every client shares; the
@@ -66,45 +89,100 @@ impl ApiClient {
         &self.http
     }
 
-    /// A client made by `builder`.
-    pub fn from_builder(builder: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+    /// A client made by `builder`, waiting on the shared `limits`.
+    pub fn from_builder(
+        builder: reqwest::ClientBuilder,
+        limits: Arc<RateLimits>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(ApiClient {
             http: builder.build()?,
+            limits,
         })
     }
 
-    /// Polls `target` once, counting its requests in `state`.
+    /// Polls `target` once, retrying what may pass until `deadline`, and
+    /// counting its requests and retries in `state`.
     pub async fn poll(
         &self,
         target: &Target,
         auth: &Authenticator,
         settings: &PollSettings,
         state: &mut ProjectState,
+        deadline: Instant,
     ) -> Result<UpgradeStatus, PollError> {
         let mut renewed = false;
+        let mut retry = 0;
         loop {
-            let outcome = self.attempt(target, auth, settings, state).await;
-            match outcome {
-                // A clock that is off makes every signature fail; no renewal helps.
-                Err(e) if e.status == Some(401) && !renewed && !e.is_clock_skew() => {
-                    // A token may have died early: renew once, try once more.
-                    renewed = true;
-                    if !auth.on_unauthorized(&target.project_id).await {
-                        return Err(e);
-                    }
+            let failed = match self.attempt(target, auth, settings, state, deadline).await {
+                Ok(answer) => return Ok(answer),
+                Err(failed) => failed,
+            };
+            if failed.error.status == Some(401) {
+                // A token may have died early: renew once, try once more. A
+                // clock that is off makes every signature fail: no renewal helps.
+                let skew = failed.error.is_clock_skew();
+                if renewed || skew || !auth.on_unauthorized(&target.project_id).await {
+                    return Err(failed.error);
                 }
-                other => return other,
+                renewed = true;
+            } else {
+                let wait = plan_retry(failed, retry, settings.retries, deadline)?;
+                tracing::debug!(project_id = %target.project_id, retry = retry + 1, wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+                retry += 1;
             }
+            state.retries += 1;
         }
     }
 
+    /// One request: waits for the endpoint's rate limit, then signs, sends
+    /// and reads the answer.
     async fn attempt(
         &self,
         target: &Target,
         auth: &Authenticator,
         settings: &PollSettings,
         state: &mut ProjectState,
-    ) -> Result<UpgradeStatus, PollError> {
+        deadline: Instant,
+    ) -> Result<UpgradeStatus, Failed> {
+        self.limits
+            .acquire(&target.endpoint, deadline)
+            .await
+            .map_err(|e| PollError::new(Reason::Timeout, e.to_string()))?;
+        let timeout = settings
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let req = self.request(target, auth, timeout).await?;
+
+        let resp = match self.http.execute(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                state.count_request("error");
+                return Err(transport_error(&e).into());
+            }
+        };
+        let status = resp.status();
+        state.count_request(status.as_str());
+        let retry_after = retry_after(&resp);
+        let body = read_body(resp, settings.max_body_bytes).await?;
+        if status == StatusCode::OK {
+            return api::decode(&body)
+                .map_err(|e| PollError::new(Reason::Decode, e.to_string()).into());
+        }
+        Err(Failed {
+            error: status_error(status, &body, retry_after.is_some()),
+            retry_after,
+        })
+    }
+
+    /// Builds the request and signs it just before it is sent, so that a
+    /// retry is freshly dated and signed.
+    async fn request(
+        &self,
+        target: &Target,
+        auth: &Authenticator,
+        timeout: Duration,
+    ) -> Result<reqwest::Request, PollError> {
         let url = format!(
             "{}{}",
             target.endpoint,
@@ -114,28 +192,52 @@ impl ApiClient {
             .http
             .get(&url)
             .header("Content-Type", "application/json")
-            .timeout(settings.timeout)
+            .timeout(timeout)
             .build()
             .map_err(|e| PollError::new(Reason::Connect, format!("cannot build request: {e}")))?;
         auth.authorize(&mut req, &target.project_id)
             .await
             .map_err(|e| PollError::new(Reason::Auth, format!("cannot sign in: {e}")))?;
-
-        let resp = match self.http.execute(req).await {
-            Ok(resp) => resp,
-            Err(e) => {
-                state.count_request("error");
-                return Err(transport_error(&e));
-            }
-        };
-        let status = resp.status();
-        state.count_request(status.as_str());
-        let body = read_body(resp, settings.max_body_bytes).await?;
-        if status == StatusCode::OK {
-            return api::decode(&body).map_err(|e| PollError::new(Reason::Decode, e.to_string()));
-        }
-        Err(status_error(status, &body))
+        Ok(req)
     }
+}
+
+/// Decides whether retry number `retry` happens and after what wait; gives
+/// back the error when it does not.
+fn plan_retry(
+    failed: Failed,
+    retry: u32,
+    budget: u32,
+    deadline: Instant,
+) -> Result<Duration, PollError> {
+    let Failed {
+        mut error,
+        retry_after,
+    } = failed;
+    if retry >= budget || !retry::is_retryable(error.reason, error.status) {
+        return Err(error);
+    }
+    let wait = retry::wait_before(retry, retry_after);
+    if Instant::now() + wait >= deadline {
+        if let Some(asked) = retry_after {
+            error.detail = format!(
+                "{}; Retry-After of {} s passes the poll deadline, next try in the next cycle",
+                error.detail,
+                asked.as_secs()
+            );
+        }
+        return Err(error);
+    }
+    Ok(wait)
+}
+
+/// The `Retry-After` of a 429 or 503 answer.
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    if !matches!(resp.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    let value = resp.headers().get(reqwest::header::RETRY_AFTER)?;
+    retry::parse_retry_after(value.to_str().ok()?, SystemTime::now())
 }
 
 /// Reads the body, refusing more than `limit` bytes.
@@ -185,11 +287,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Classifies an answer other than 200, reading its error code if any.
-fn status_error(status: StatusCode, body: &[u8]) -> PollError {
+/// Classifies an answer other than 200, reading its error code if any; a
+/// 503 that says when to come back is throttling, not a fault.
+fn status_error(status: StatusCode, body: &[u8], has_retry_after: bool) -> PollError {
     let reason = match status.as_u16() {
         401 => Reason::Auth,
         429 => Reason::Throttled,
+        503 if has_retry_after => Reason::Throttled,
         500..=599 => Reason::Http5xx,
         _ => Reason::Http4xx,
     };
@@ -223,5 +327,79 @@ impl PollError {
     pub fn is_clock_skew(&self) -> bool {
         self.status == Some(401)
             && crate::auth::is_clock_skew(self.error_code.as_deref(), &self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(reason: Reason, status: Option<u16>, retry_after: Option<u64>) -> Failed {
+        Failed {
+            error: PollError {
+                status,
+                ..PollError::new(reason, "HTTP 429: APIGW.0308 slow down")
+            },
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(600)
+    }
+
+    #[test]
+    fn retries_stop_at_the_budget() {
+        let f = || failed(Reason::Http5xx, Some(503), None);
+        assert!(plan_retry(f(), 0, 2, far()).is_ok());
+        assert!(plan_retry(f(), 1, 2, far()).is_ok());
+        assert_eq!(plan_retry(f(), 2, 2, far()).unwrap_err().status, Some(503));
+        assert!(plan_retry(f(), 0, 0, far()).is_err());
+    }
+
+    #[test]
+    fn client_errors_and_unreadable_answers_are_not_retried() {
+        for (reason, status) in [
+            (Reason::Http4xx, Some(400)),
+            (Reason::Http4xx, Some(403)),
+            (Reason::Http4xx, Some(404)),
+            (Reason::Decode, None),
+            (Reason::TooLarge, None),
+        ] {
+            assert!(plan_retry(failed(reason, status, None), 0, 5, far()).is_err());
+        }
+    }
+
+    #[test]
+    fn retry_after_sets_the_wait_or_ends_the_poll() {
+        let wait = plan_retry(failed(Reason::Throttled, Some(429), Some(2)), 0, 2, far());
+        assert!(wait.unwrap() >= Duration::from_secs(2));
+
+        let soon = Instant::now() + Duration::from_secs(5);
+        let err =
+            plan_retry(failed(Reason::Throttled, Some(429), Some(30)), 0, 2, soon).unwrap_err();
+        assert_eq!(err.reason, Reason::Throttled);
+        assert_eq!(
+            err.detail,
+            "HTTP 429: APIGW.0308 slow down; Retry-After of 30 s passes the poll deadline, next try in the next cycle"
+        );
+    }
+
+    #[test]
+    fn a_503_that_says_when_to_come_back_is_throttling() {
+        let body = br#"{"error_code": "DBSS.11000000", "error_msg": "busy"}"#;
+        let with = status_error(StatusCode::SERVICE_UNAVAILABLE, body, true);
+        let without = status_error(StatusCode::SERVICE_UNAVAILABLE, body, false);
+        assert_eq!(
+            (with.reason, without.reason),
+            (Reason::Throttled, Reason::Http5xx)
+        );
+        assert_eq!(without.error_code.as_deref(), Some("DBSS.11000000"));
+        assert_eq!(without.detail, "HTTP 503: DBSS.11000000 busy");
+        let html = status_error(StatusCode::BAD_GATEWAY, b"<html>x</html>", false);
+        assert_eq!(
+            html.detail,
+            "HTTP 502 with a 14-byte body that is not a known error shape"
+        );
     }
 }

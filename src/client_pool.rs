@@ -13,12 +13,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::client::ApiClient;
 use crate::config::{Config, PollSettings, Target};
 use crate::poller::target_key;
+use crate::ratelimit::RateLimits;
 use crate::snapshot::TargetKey;
 
 /// Why the clients could not be built.
@@ -76,13 +78,15 @@ impl ClientPool {
             clients: HashMap::new(),
             targets: HashMap::new(),
         };
+        // One limit per endpoint, whichever TLS choice its targets make.
+        let limits = RateLimits::new(config.poll.rate_limit);
         for target in &config.targets {
             let key = files.key_for(&config.poll, target)?;
             if key.insecure {
                 tracing::warn!(project_id = %target.project_id, endpoint = %target.endpoint, "insecure_skip_verify is on: the endpoint's certificate is not checked");
             }
             if !pool.clients.contains_key(&key) {
-                let client = build_client(&config.poll, &files, &key)?;
+                let client = build_client(&config.poll, &files, &key, limits.clone())?;
                 pool.clients.insert(key.clone(), client);
             }
             pool.targets.insert(target_key(target), key);
@@ -153,6 +157,7 @@ fn build_client(
     settings: &PollSettings,
     files: &CaFiles,
     key: &ClientKey,
+    limits: Arc<RateLimits>,
 ) -> Result<ApiClient, PoolError> {
     let mut builder = ApiClient::builder(settings);
     for (path, _) in &key.ca_files {
@@ -171,7 +176,7 @@ fn build_client(
     if key.insecure {
         builder = builder.danger_accept_invalid_certs(true);
     }
-    ApiClient::from_builder(builder).map_err(PoolError::Build)
+    ApiClient::from_builder(builder, limits).map_err(PoolError::Build)
 }
 
 #[cfg(test)]

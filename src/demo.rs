@@ -10,7 +10,7 @@ use crate::app::{self, ConfigSource, RunError, ServeOptions};
 use crate::cli::{DemoArgs, DemoCredentials};
 use crate::config::{Config, CredentialSpec, PollSettings, Target};
 use crate::secret::{Secret, SecretSource};
-use crate::sim::{Fleet, Simulator};
+use crate::sim::{FaultMix, Fleet, Simulator};
 
 /// Starts the simulator and runs the exporter against it until stopped.
 pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
@@ -29,7 +29,10 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
         config.credentials.insert("demo".into(), spec);
     }
     sim.set_fleet(fleet);
-    tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, "demo simulator started");
+    if args.faults {
+        sim.set_fault_mix(Some(FaultMix::gentle()));
+    }
+    tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, faults = args.faults, "demo simulator started");
 
     let result = app::run(
         ConfigSource::Fixed(Box::new(config)),

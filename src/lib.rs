@@ -5,8 +5,10 @@
 //!
 //! - [`config`] reads and validates the TOML file into targets and credentials;
 //! - [`poller`] runs one task per target that polls the upgrade-status API
-//!   through [`client`] (one per TLS choice, from [`client_pool`]), signing in with [`auth`] (and [`signer`] for AK/SK),
-//!   and decoding answers with [`api`];
+//!   through [`client`] (one per TLS choice, from [`client_pool`]), signing
+//!   in with [`auth`] (and [`signer`] for AK/SK), and decoding answers with
+//!   [`api`]; [`retry`] decides which failed requests are tried again and
+//!   [`ratelimit`] spaces requests per endpoint;
 //! - each task keeps a [`project::ProjectState`] and renders it with
 //!   [`render`] into the [`snapshot`], which publishes whole pages;
 //! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`,
@@ -29,7 +31,9 @@ pub mod demo;
 pub mod logging;
 pub mod poller;
 pub mod project;
+pub mod ratelimit;
 pub mod render;
+pub mod retry;
 pub mod secret;
 pub mod selfmetrics;
 pub mod server;

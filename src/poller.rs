@@ -20,6 +20,9 @@ use crate::config::{Config, CredentialSpec, PollSettings, Target};
 use crate::project::{ProjectState, Reason};
 use crate::snapshot::{Snapshot, TargetKey};
 
+/// How many decoding warnings of one answer are logged one by one.
+const MAX_WARNINGS_LOGGED: usize = 10;
+
 /// What every project task shares.
 struct Shared {
     settings: PollSettings,
@@ -246,9 +249,13 @@ impl ProjectTask {
                 detail: format!("cannot sign in: {e}"),
             }),
             Ok(auth) => {
-                let poll =
-                    self.client
-                        .poll(&self.target, auth, &self.shared.settings, &mut self.state);
+                let poll = self.client.poll(
+                    &self.target,
+                    auth,
+                    &self.shared.settings,
+                    &mut self.state,
+                    started + deadline,
+                );
                 match tokio::time::timeout(deadline, poll).await {
                     Ok(r) => r,
                     Err(_) => Err(PollError {
@@ -298,8 +305,16 @@ impl ProjectTask {
     }
 
     fn log_warnings(&self, warnings: &[DecodeWarning]) {
-        for w in warnings {
+        // A broken answer may bend thousands of entries: log a few, count the rest.
+        for w in warnings.iter().take(MAX_WARNINGS_LOGGED) {
             tracing::warn!(project_id = %self.target.project_id, region = %self.target.region, warning = ?w, "answer read leniently");
+        }
+        if let Some(more) = warnings
+            .len()
+            .checked_sub(MAX_WARNINGS_LOGGED)
+            .filter(|n| *n > 0)
+        {
+            tracing::warn!(project_id = %self.target.project_id, region = %self.target.region, more, "more decoding warnings not logged");
         }
     }
 

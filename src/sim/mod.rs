@@ -7,21 +7,22 @@
 //! script what a project answers next ([`Reply`]) and read back every
 //! request it received ([`Simulator::requests`]). It also serves IAM tokens
 //! and the metadata service's temporary keys, so that one simulator URL can
-//! be every endpoint of a configuration.
+//! be every endpoint of a configuration; [`faults`] makes answers misbehave
+//! on the wire.
 
 pub mod auth;
+pub mod faults;
 pub mod fleet;
 pub mod tls;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{Fault, FaultMix};
 pub use fleet::Fleet;
 
 /// One scripted answer.
@@ -42,6 +44,8 @@ pub struct Reply {
     pub body: Bytes,
     /// How long to wait before sending the headers.
     pub delay: Duration,
+    /// How the answer misbehaves on the wire.
+    pub fault: Fault,
 }
 
 impl Reply {
@@ -57,6 +61,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.into(),
             delay: Duration::ZERO,
+            fault: Fault::None,
         }
     }
 
@@ -125,6 +130,7 @@ struct Inner {
     record_limit: usize,
     latency: Duration,
     auth: auth::AuthState,
+    fault_mix: Option<FaultMix>,
 }
 
 struct State {
@@ -308,7 +314,7 @@ where
 {
     let service = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(state, req).await) }
+        async move { handle(state, req).await }
     });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
@@ -318,7 +324,10 @@ where
     }
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<faults::SimBody>, faults::Dropped> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -404,8 +413,9 @@ fn answer_upgrade_status(state: &State, project_id: &str, req: &auth::Received) 
         return reply;
     }
     let source = project.source.clone();
+    let mix = inner.fault_mix;
     drop(inner);
-    match source {
+    let reply = match source {
         Source::Reply(r) => r,
         Source::Instances(list) => Reply::json(200, &json!({ "audit_upgrade_infos": list })),
         Source::Fleet(i) => {
@@ -416,17 +426,19 @@ fn answer_upgrade_status(state: &State, project_id: &str, req: &auth::Received) 
                 .unwrap_or_default();
             Reply::json(200, &json!({ "audit_upgrade_infos": list }))
         }
+    };
+    match mix {
+        Some(mix) => mix.disturb(reply),
+        None => reply,
     }
 }
 
-fn to_response(reply: Reply) -> Response<Full<Bytes>> {
+fn to_response(reply: Reply) -> Result<Response<faults::SimBody>, faults::Dropped> {
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("Content-Type", "application/json;charset=UTF-8");
     for (n, v) in &reply.headers {
         builder = builder.header(n, v);
     }
-    builder
-        .body(Full::new(reply.body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"bad scripted header"))))
+    faults::respond(builder, reply)
 }
