@@ -54,22 +54,26 @@ sleep 10
 echo "start:  $(proc_figures)"
 seconds=$((minutes * 60))
 
+loaders=()
 if command -v wrk >/dev/null; then
     wrk -t1 -c8 -d"${seconds}s" "$url" | sed 's/^/  wrk: /' &
+    loaders+=($!)
 else
     end=$((SECONDS + seconds))
     for _ in 1 2 3 4; do
         (n=0; while ((SECONDS < end)); do curl -fs -o /dev/null "$url" && n=$((n + 1)); done; echo "  curl worker: $n scrapes") &
+        loaders+=($!)
     done
 fi
-loader=$!
 
 for ((t = 30; t < seconds; t += 30)); do
     sleep 30
     echo "t=${t}s: $(proc_figures)"
 done
-wait "$loader" 2>/dev/null || true
-wait
+# Only the load: the exporter is a background job too and never ends.
+for l in "${loaders[@]}"; do
+    wait "$l" 2>/dev/null || true
+done
 echo "end:    $(proc_figures)"
 
 echo "scrapes served (dbss_exporter_scrapes_total):"
