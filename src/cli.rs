@@ -97,7 +97,7 @@ pub struct DemoArgs {
     pub latency: std::time::Duration,
 
     /// How often the demo polls each project.
-    #[arg(long = "demo.poll-interval", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long = "demo.poll-interval", default_value = "15s", value_parser = parse_poll_interval)]
     pub poll_interval: std::time::Duration,
 
     /// How many demo projects are polled at once.
@@ -125,4 +125,13 @@ pub enum DemoCredentials {
     Password,
     /// Temporary keys from the simulator's metadata service.
     EcsMetadata,
+}
+
+/// A poll interval of at least a second, as the configuration file requires.
+fn parse_poll_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
 }

@@ -202,20 +202,24 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_empty_ca_files_are_named() {
+    fn ca_files_that_go_bad_after_the_check_are_named() {
+        // The configuration checks CA files when it loads; they can still
+        // vanish or change before the clients are built.
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.pem");
-        let text = format!("[poll]\nca_file = {:?}\n\n{TARGETS}", missing.display());
-        let e = ClientPool::build(&config(&text)).err().unwrap().to_string();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let text = format!("[poll]\nca_file = {:?}\n\n{TARGETS}", ca.display());
+        let loaded = config(&text);
+
+        std::fs::remove_file(&ca).unwrap();
+        let e = ClientPool::build(&loaded).err().unwrap().to_string();
         assert!(
-            e.starts_with(&format!("ca_file {:?}: cannot read:", missing)),
+            e.starts_with(&format!("ca_file {:?}: cannot read:", ca)),
             "{e}"
         );
 
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let text = format!("[poll]\nca_file = {:?}\n\n{TARGETS}", empty.display());
-        let e = ClientPool::build(&config(&text)).err().unwrap().to_string();
-        assert_eq!(e, format!("ca_file {:?}: no PEM certificate found", empty));
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let e = ClientPool::build(&loaded).err().unwrap().to_string();
+        assert_eq!(e, format!("ca_file {:?}: no PEM certificate found", ca));
     }
 }

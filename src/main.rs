@@ -59,6 +59,11 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }
+        Err(e @ RunError::Client(_)) => {
+            // A CA file that went bad after the configuration was checked.
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             tracing::error!(error = %e, "dbss-exporter stopped");
             eprintln!("dbss-exporter: {e}");

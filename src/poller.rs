@@ -331,11 +331,12 @@ impl ProjectTask {
 /// The poll after one due at `due`: one interval later with a little jitter,
 /// or one interval from now when the poll overran.
 fn next_due(due: Instant, interval: Duration, now: Instant) -> Instant {
-    let next = due + interval + jitter(interval / 50);
-    if next <= now {
-        now + interval
-    } else {
-        next
+    // Configuration bounds the interval to 30 days; the checked sums only
+    // keep a far-off clock from panicking.
+    let far = || now.checked_add(interval).unwrap_or(now);
+    match due.checked_add(interval + jitter(interval / 50)) {
+        Some(next) if next > now => next,
+        _ => far(),
     }
 }
 

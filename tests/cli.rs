@@ -107,3 +107,28 @@ fn help_lists_the_dotted_flags() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// A demo poll interval under a second is refused like a usage error.
+#[test]
+fn a_demo_poll_interval_under_a_second_is_refused() {
+    let out = Command::new(common::binary())
+        .args(["demo", "--demo.poll-interval=0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("must be at least 1s"));
+}
+
+/// A missing CA file is a configuration error, at check and at start.
+#[test]
+fn a_missing_ca_file_is_refused_with_exit_78() {
+    let cfg = "[poll]\nca_file = \"/nonexistent/ca.pem\"\n\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n\n[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n";
+    let (code, _, stderr) = check(cfg);
+    assert_eq!(code, 78);
+    assert_eq!(
+        stderr.trim_end(),
+        "FILE:2: poll.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory (os error 2)"
+    );
+}

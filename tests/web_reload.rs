@@ -144,8 +144,12 @@ async fn http_reload_reports_the_outcome() {
         std::fs::write(&path, bad).unwrap();
         let (status, body) = post_reload(&exporter).await;
         assert_eq!(status, 500);
-        let reason = format!("failed to reload config: ca_file {missing:?}: cannot read:");
-        assert!(body.starts_with(&reason), "{body}");
+        let reason = format!(
+            "targets[0].ca_file: cannot read {:?}:",
+            missing.display().to_string()
+        );
+        assert!(body.starts_with("failed to reload config: "), "{body}");
+        assert!(body.contains(&reason), "{body}");
         let page = common_web::scrape(&metrics).await;
         assert_eq!(value(&page, OK), Some(0.0));
         exporter

@@ -256,6 +256,9 @@ fn read_poll(top: &TableReader) -> PollSettings {
     };
     let defaults = PollSettings::default();
     poll.interval = t.duration("interval").unwrap_or(defaults.interval);
+    if poll.interval < Duration::from_secs(1) {
+        t.problem("interval", "must be at least 1s");
+    }
     let timeout = t.duration("timeout");
     poll.connect_timeout = t
         .duration("connect_timeout")
@@ -268,7 +271,7 @@ fn read_poll(top: &TableReader) -> PollSettings {
         .byte_size("max_body_size")
         .unwrap_or(defaults.max_body_bytes);
     poll.rate_limit = t.rate("rate_limit");
-    poll.ca_file = t.string("ca_file").map(PathBuf::from);
+    poll.ca_file = t.ca_file("ca_file");
     poll.insecure_skip_verify = t.boolean("insecure_skip_verify").unwrap_or(false);
 
     // The deadline must leave room before the next poll is due.
@@ -321,21 +324,22 @@ fn defined_credentials(root: &raw::Table) -> BTreeSet<String> {
 
 fn read_credential(t: &TableReader) -> Option<CredentialSpec> {
     let kind = t.required_string("type")?;
+    // Every key is read before any is found missing, so that all problems
+    // of the table are reported at once.
     let spec = match kind.as_str() {
         "token" => CredentialSpec::Token {
             token: t.secret("token")?,
         },
-        "aksk" => CredentialSpec::AkSk {
-            ak: t.required_string("ak")?,
-            sk: t.secret("sk")?,
-            security_token: t.optional_secret("security_token"),
-        },
-        "password" => CredentialSpec::Password {
-            domain: t.required_string("domain")?,
-            user: t.required_string("user")?,
-            password: t.secret("password")?,
-            iam_endpoint: t.url("iam_endpoint"),
-        },
+        "aksk" => {
+            let (ak, sk) = (t.required_text("ak"), t.secret("sk"));
+            let security_token = t.optional_secret("security_token");
+            CredentialSpec::AkSk {
+                ak: ak?,
+                sk: sk?,
+                security_token,
+            }
+        }
+        "password" => read_password(t)?,
         "ecs_metadata" => CredentialSpec::EcsMetadata {
             metadata_endpoint: t
                 .url("metadata_endpoint")
@@ -355,6 +359,27 @@ fn read_credential(t: &TableReader) -> Option<CredentialSpec> {
     Some(spec)
 }
 
+fn read_password(t: &TableReader) -> Option<CredentialSpec> {
+    let (domain, user) = (t.required_text("domain"), t.required_text("user"));
+    let password = t.secret("password");
+    let iam_endpoint = t.url("iam_endpoint");
+    if iam_endpoint
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"))
+    {
+        tracing::warn!(
+            endpoint = iam_endpoint.as_deref().unwrap_or(""),
+            "iam_endpoint is plain http: the password crosses the network unencrypted"
+        );
+    }
+    Some(CredentialSpec::Password {
+        domain: domain?,
+        user: user?,
+        password: password?,
+        iam_endpoint,
+    })
+}
+
 fn read_targets(
     top: &TableReader,
     defined: &BTreeSet<String>,
@@ -370,21 +395,27 @@ fn read_targets(
         top.problem("targets", "at least one [[targets]] entry is required");
     }
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut series: HashMap<Vec<(String, String)>, usize> = HashMap::new();
     for (i, t) in list.iter().enumerate() {
         if let Some(target) = read_target(t, defined, credentials, env_project_id.clone()) {
             let key = (target.project_id.clone(), target.endpoint.clone());
-            match seen.get(&key) {
-                Some(first) => t.problem(
+            if let Some(first) = seen.get(&key) {
+                t.problem(
                     "project_id",
                     &format!(
                         "duplicate of targets[{first}]: same project_id {:?} and endpoint {:?}",
                         key.0, key.1
                     ),
-                ),
-                None => {
-                    seen.insert(key, i);
-                }
+                );
+            } else if let Some(first) = series.get(&series_labels(&target)) {
+                // Same labels on every series: the page would repeat them.
+                t.problem(
+                    "labels",
+                    &format!("targets[{first}] has the same project_id, region and labels: their series would collide; tell them apart with a label"),
+                );
             }
+            seen.entry(key).or_insert(i);
+            series.entry(series_labels(&target)).or_insert(i);
             targets.push(target);
         }
         t.finish();
@@ -420,7 +451,7 @@ fn read_target(
         }
     }
     let labels = t.labels("labels", RESERVED_LABELS);
-    let ca_file = t.string("ca_file").map(PathBuf::from);
+    let ca_file = t.ca_file("ca_file");
     let insecure_skip_verify = t.boolean("insecure_skip_verify").unwrap_or(false);
 
     let region = region?;
@@ -433,6 +464,15 @@ fn read_target(
         ca_file,
         insecure_skip_verify,
     })
+}
+
+/// The labels that every series of `target` carries.
+fn series_labels(target: &Target) -> Vec<(String, String)> {
+    let mut labels = target.labels.clone();
+    labels.push(("project_id".into(), target.project_id.clone()));
+    labels.push(("region".into(), target.region.clone()));
+    labels.sort();
+    labels
 }
 
 fn check_project_id(t: &TableReader, id: &str) {

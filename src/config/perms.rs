@@ -1,15 +1,16 @@
 //! A warning for secret files that other users of the host can read.
 //!
 //! The configuration never holds a secret itself (inline secrets are
-//! refused), but the files its `*_file` keys name do, and a file readable by
-//! its group or by everyone leaks them to other users of the host.
+//! refused), but the files its `*_file` keys name do, and a file everyone
+//! may read leaks them to every user of the host. A file its group may read
+//! is not reported: secret volumes of Kubernetes are shared with a group.
 
 use std::path::PathBuf;
 
 use super::{Config, CredentialSpec};
 use crate::secret::SecretSource;
 
-/// A secret file that its group or others may read.
+/// A secret file that every user of the host may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSecretFile {
     /// The `[credentials.NAME]` it belongs to.
@@ -20,12 +21,12 @@ pub struct OpenSecretFile {
     pub mode: u32,
 }
 
-/// Every secret file of `config` that is readable by group or others.
+/// Every secret file of `config` that every user may read.
 pub fn open_secret_files(config: &Config) -> Vec<OpenSecretFile> {
     let mut found = Vec::new();
     for (name, spec) in &config.credentials {
         for path in secret_files(spec) {
-            if let Some(mode) = mode_of(&path).filter(|m| m & 0o044 != 0) {
+            if let Some(mode) = mode_of(&path).filter(|m| m & 0o004 != 0) {
                 found.push(OpenSecretFile {
                     credential: name.clone(),
                     path,
@@ -37,14 +38,14 @@ pub fn open_secret_files(config: &Config) -> Vec<OpenSecretFile> {
     found
 }
 
-/// Logs a warning for each secret file readable by group or others.
+/// Logs a warning for each secret file that every user may read.
 pub fn warn_open_secret_files(config: &Config) {
     for f in open_secret_files(config) {
         tracing::warn!(
             credential = %f.credential,
             file = %f.path.display(),
             mode = %format!("{:04o}", f.mode),
-            "secret file is readable by other users; chmod 600 it"
+            "secret file is readable by every user of the host; chmod 600 it (or 640 for a group)"
         );
     }
 }
@@ -86,18 +87,22 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn files_readable_by_group_or_others_are_found() {
+    fn files_readable_by_everyone_are_found_but_not_group_readable_ones() {
         let dir = tempfile::tempdir().unwrap();
         let open = dir.path().join("sk");
         let closed = dir.path().join("pw");
+        let group = dir.path().join("group");
+        std::fs::write(&group, "x").unwrap();
+        std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o640)).unwrap();
         std::fs::write(&open, "x").unwrap();
         std::fs::write(&closed, "x").unwrap();
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = format!(
-            "[credentials.keys]\ntype = \"aksk\"\nak = \"AK\"\nsk_file = {:?}\n\n[credentials.pw]\ntype = \"password\"\ndomain = \"d\"\nuser = \"u\"\npassword_file = {:?}\n\n[[targets]]\nproject_id = \"p\"\nregion = \"cn-north-4\"\ncredentials = \"keys\"\n",
+            "[credentials.keys]\ntype = \"aksk\"\nak = \"AK\"\nsk_file = {:?}\n\n[credentials.pw]\ntype = \"password\"\ndomain = \"d\"\nuser = \"u\"\npassword_file = {:?}\n\n[credentials.grp]\ntype = \"token\"\ntoken_file = {:?}\n\n[[targets]]\nproject_id = \"p\"\nregion = \"cn-north-4\"\ncredentials = \"keys\"\n",
             open.display().to_string(),
-            closed.display().to_string()
+            closed.display().to_string(),
+            group.display().to_string()
         );
         let config = super::super::load_str(&text, "c.toml").unwrap();
         assert_eq!(
@@ -105,7 +110,7 @@ mod tests {
             vec![OpenSecretFile {
                 credential: "keys".into(),
                 path: open,
-                mode: 0o640,
+                mode: 0o644,
             }]
         );
     }

@@ -124,6 +124,16 @@ impl<'a> TableReader<'a> {
         self.string(name)
     }
 
+    /// A required string that must not be empty.
+    pub fn required_text(&self, name: &str) -> Option<String> {
+        let text = self.required_string(name)?;
+        if text.trim().is_empty() {
+            self.problem(name, "must not be empty");
+            return None;
+        }
+        Some(text)
+    }
+
     pub fn boolean(&self, name: &str) -> Option<bool> {
         match self.get(name)? {
             Node::Bool(b) => Some(*b),
@@ -156,9 +166,29 @@ impl<'a> TableReader<'a> {
                 self.problem(name, "must be longer than zero");
                 None
             }
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(name, "must be at most 30 days");
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.problem(name, &format!("invalid duration {text:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A PEM file of CA certificates, which must be readable and hold one.
+    pub fn ca_file(&self, name: &str) -> Option<std::path::PathBuf> {
+        let path = self.string(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Some(path.into()),
+            Ok(_) => {
+                self.problem(name, &format!("{path:?} holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                self.problem(name, &format!("cannot read {path:?}: {e}"));
                 None
             }
         }
@@ -197,19 +227,34 @@ impl<'a> TableReader<'a> {
     /// An http(s) URL, returned without a trailing slash.
     pub fn url(&self, name: &str) -> Option<String> {
         let text = self.string(name)?;
-        let ok = (text.starts_with("http://") || text.starts_with("https://"))
-            && reqwest::Url::parse(&text).is_ok();
-        if !ok {
+        let parsed = reqwest::Url::parse(&text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        let Some(url) = parsed else {
             self.problem(name, &format!("{text:?} is not an http:// or https:// URL"));
             return None;
-        }
-        Some(text.trim_end_matches('/').to_string())
+        };
+        // The parser lowers the host's case and drops a default port, so
+        // that spellings of one endpoint compare equal.
+        Some(url.as_str().trim_end_matches('/').to_string())
     }
 
     /// A secret given as `{name}_file` or `{name}_env`, exactly one of them.
     pub fn optional_secret(&self, name: &str) -> Option<SecretSource> {
         let file = self.string(&format!("{name}_file"));
         let env = self.string(&format!("{name}_env"));
+        if file.as_deref() == Some("") {
+            self.problem(&format!("{name}_file"), "must not be empty");
+            return None;
+        }
+        if env.as_deref().is_some_and(|e| !is_env_name(e)) {
+            // The value is not repeated: it may be the secret itself.
+            self.problem(
+                &format!("{name}_env"),
+                "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*); the value is not shown in case it is the secret itself",
+            );
+            return None;
+        }
         if self.table.contains_key(name) {
             self.get(name);
             self.problem(
@@ -311,6 +356,19 @@ impl<'a> TableReader<'a> {
             }
         }
     }
+}
+
+/// The longest duration any key takes; far beyond any sensible setting,
+/// and far from overflowing the clock arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Whether `name` can be an environment variable's name.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn label_name_problem(name: &str, reserved: &[&str]) -> Option<String> {

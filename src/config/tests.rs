@@ -237,3 +237,119 @@ fn an_unreadable_file_names_the_file() {
         "/nonexistent/dbss.toml: (file): cannot read: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn every_problem_of_one_credentials_table_is_reported() {
+    let text = GOOD.replace(
+        "type = \"token\"\ntoken_file = \"/run/secrets/token\"",
+        "type = \"aksk\"\nak = \"\"\nsk = \"inline-sk\"\nsecurity_token = \"inline-st\"",
+    );
+    let msg = errors(&text);
+    assert_eq!(
+        msg,
+        [
+            "dbss.toml:10: credentials.main.ak: must not be empty",
+            "dbss.toml:11: credentials.main.sk: secrets are not read from the config file; use sk_file or sk_env",
+            "dbss.toml:12: credentials.main.security_token: secrets are not read from the config file; use security_token_file or security_token_env",
+        ]
+        .join("\n")
+    );
+    assert!(!msg.contains("inline-sk") && !msg.contains("inline-st"));
+
+    let text = GOOD.replace(
+        "type = \"token\"\ntoken_file = \"/run/secrets/token\"",
+        "type = \"password\"\npassword_env = \"PW\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:8: credentials.main.domain: missing (required)\ndbss.toml:8: credentials.main.user: missing (required)"
+    );
+}
+
+#[test]
+fn a_secret_pasted_as_a_variable_name_is_refused_without_showing_it() {
+    let text = GOOD.replace(
+        "token_file = \"/run/secrets/token\"",
+        "token_env = \"s3cr3t p@ss\"",
+    );
+    let msg = errors(&text);
+    assert_eq!(
+        msg,
+        "dbss.toml:10: credentials.main.token_env: is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*); the value is not shown in case it is the secret itself"
+    );
+    assert!(!msg.contains("s3cr3t"));
+    let text = GOOD.replace("token_file = \"/run/secrets/token\"", "token_file = \"\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:10: credentials.main.token_file: must not be empty"
+    );
+}
+
+#[test]
+fn targets_whose_series_would_collide_are_refused() {
+    // Another spelling of the same endpoint: host case and the default port.
+    let second = "[[targets]]\nproject_id = \"0123456789abcdef0123456789abcdef\"\nregion = \"cn-north-4\"\nendpoint = \"https://DBSS.cn-north-4.myhuaweicloud.com:443/\"\ncredentials = \"main\"\nlabels = { env = \"prod\", team = \"sec\" }\n";
+    let text = format!("{GOOD}\n{second}");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:25: targets[2].project_id: duplicate of targets[0]: same project_id \"0123456789abcdef0123456789abcdef\" and endpoint \"https://dbss.cn-north-4.myhuaweicloud.com\""
+    );
+    // Another endpoint, but the same labels on every series.
+    let text = format!(
+        "{GOOD}\n{}",
+        second.replace(
+            "https://DBSS.cn-north-4.myhuaweicloud.com:443/",
+            "http://127.0.0.1:9"
+        )
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:29: targets[2].labels: targets[0] has the same project_id, region and labels: their series would collide; tell them apart with a label"
+    );
+}
+
+#[test]
+fn ca_files_must_be_readable_and_hold_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let text = GOOD.replace(
+        "stale_after = \"15m\"",
+        &format!(
+            "stale_after = \"15m\"\nca_file = {:?}",
+            empty.display().to_string()
+        ),
+    );
+    assert_eq!(
+        errors(&text),
+        format!(
+            "dbss.toml:7: poll.ca_file: {:?} holds no PEM certificate",
+            empty.display().to_string()
+        )
+    );
+    let text = GOOD.replace(
+        "stale_after = \"15m\"",
+        "stale_after = \"15m\"\nca_file = \"/nonexistent/ca.pem\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:7: poll.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn durations_are_bounded() {
+    let text = GOOD.replace("interval = \"5m\"", "interval = \"500ms\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:3: poll.interval: must be at least 1s\ndbss.toml:4: poll.timeout: must not be longer than poll.deadline"
+    );
+    let text = GOOD.replace(
+        "stale_after = \"15m\"",
+        "stale_after = \"18446744073709551615s\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:6: poll.stale_after: must be at most 30 days"
+    );
+}
