@@ -76,6 +76,35 @@ pub enum DecodeWarning {
     },
 }
 
+impl std::fmt::Display for DecodeWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeWarning::InstanceSkipped { index, reason } => {
+                write!(f, "audit_upgrade_infos[{index}] skipped: {reason}")
+            }
+            DecodeWarning::DuplicateInstance { instance_id } => {
+                write!(
+                    f,
+                    "instance {instance_id} listed twice; the first entry is kept"
+                )
+            }
+            DecodeWarning::UnknownStatus {
+                instance_id,
+                status,
+            } => write!(
+                f,
+                "instance {instance_id} has status {status}, not 0, 1 or 2; exported as it is"
+            ),
+            DecodeWarning::FieldIgnored { instance_id, field } => {
+                write!(
+                    f,
+                    "instance {instance_id}: field {field} has the wrong type; ignored"
+                )
+            }
+        }
+    }
+}
+
 /// Why an answer could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

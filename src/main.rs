@@ -55,7 +55,6 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Err(RunError::WebConfig(e)) => {
-            tracing::error!(error = %e, "web configuration refused");
             eprintln!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }
@@ -65,8 +64,8 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
+            // One line, in the log format the operator chose.
             tracing::error!(error = %e, "dbss-exporter stopped");
-            eprintln!("dbss-exporter: {e}");
             ExitCode::FAILURE
         }
     }

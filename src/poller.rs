@@ -307,7 +307,7 @@ impl ProjectTask {
     fn log_warnings(&self, warnings: &[DecodeWarning]) {
         // A broken answer may bend thousands of entries: log a few, count the rest.
         for w in warnings.iter().take(MAX_WARNINGS_LOGGED) {
-            tracing::warn!(project_id = %self.target.project_id, region = %self.target.region, warning = ?w, "answer read leniently");
+            tracing::warn!(project_id = %self.target.project_id, region = %self.target.region, warning = %w, "answer read leniently");
         }
         if let Some(more) = warnings
             .len()

@@ -81,9 +81,49 @@ fn a_busy_listen_address_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains(&format!("cannot listen on {addr}")));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // Said once, as a log line, not again as a bare message.
+    assert_eq!(
+        stderr.matches(&format!("cannot listen on {addr}")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("level=error")
+            && l.contains("dbss-exporter stopped")
+            && l.contains(&format!("cannot listen on {addr}"))),
+        "{stderr}"
+    );
+}
+
+/// With `--log.format=json` each line is one flat JSON object: the event's
+/// fields sit beside `level` and `message`, not nested under `fields`.
+#[test]
+fn json_logs_are_flat_objects() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n").unwrap();
+    let out = Command::new(common::binary())
+        .arg(format!("--config.file={}", path.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--log.format=json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR", "{stderr}");
+    assert_eq!(last["message"], "dbss-exporter stopped", "{stderr}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(last.get("fields").is_none(), "{stderr}");
 }
 
 /// Every dotted flag of the exporters' style is known.

@@ -402,3 +402,37 @@ fn long_error_messages_are_shortened_on_a_char_boundary() {
     assert_eq!(got.message.chars().count(), 201);
     assert!(got.message.ends_with('…'));
 }
+
+/// Warnings read as sentences in the logs, not as Rust structs.
+#[test]
+fn warnings_display_as_sentences() {
+    let shown: Vec<String> = [
+        DecodeWarning::InstanceSkipped {
+            index: 3,
+            reason: "no instance_id".into(),
+        },
+        DecodeWarning::DuplicateInstance {
+            instance_id: "a".into(),
+        },
+        DecodeWarning::UnknownStatus {
+            instance_id: "b".into(),
+            status: "7".into(),
+        },
+        DecodeWarning::FieldIgnored {
+            instance_id: "c".into(),
+            field: "total",
+        },
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        shown,
+        [
+            "audit_upgrade_infos[3] skipped: no instance_id",
+            "instance a listed twice; the first entry is kept",
+            "instance b has status 7, not 0, 1 or 2; exported as it is",
+            "instance c: field total has the wrong type; ignored",
+        ]
+    );
+}
