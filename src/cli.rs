@@ -12,7 +12,7 @@ pub const DEFAULT_LISTEN: &str = ":10931";
 
 /// Prometheus exporter for the upgrade state of Huawei Cloud DBSS audit instances.
 #[derive(Debug, Parser)]
-#[command(name = "dbss-exporter", version, about, long_about = None)]
+#[command(name = "dbss-exporter", version, long_version = LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// Path of the TOML configuration file.
     #[arg(
@@ -48,6 +48,7 @@ pub struct WebArgs {
         long = "web.telemetry-path",
         value_name = "PATH",
         default_value = "/metrics",
+        value_parser = parse_telemetry_path,
         global = true
     )]
     pub telemetry_path: String,
@@ -125,6 +126,35 @@ pub enum DemoCredentials {
     Password,
     /// Temporary keys from the simulator's metadata service.
     EcsMetadata,
+}
+
+/// What `--version` prints: the version, the commit it was built from and
+/// the compiler, as the Prometheus exporters do.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("DBSS_EXPORTER_REVISION"),
+    ", rustc: ",
+    env!("DBSS_EXPORTER_RUSTC"),
+    ")"
+);
+
+/// The paths the exporter serves itself, which the metrics cannot take.
+const RESERVED_PATHS: [&str; 3] = ["/-/healthy", "/-/ready", "/-/reload"];
+
+/// A telemetry path: absolute, a plain path (no query, fragment or
+/// whitespace), and not one of the exporter's own endpoints.
+fn parse_telemetry_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err("must start with '/'".into());
+    }
+    if text.contains(['?', '#']) || text.chars().any(char::is_whitespace) {
+        return Err("must be a plain path, without '?', '#' or spaces".into());
+    }
+    if RESERVED_PATHS.contains(&text) {
+        return Err(format!("{text} is served by the exporter itself"));
+    }
+    Ok(text.to_owned())
 }
 
 /// A poll interval of at least a second, as the configuration file requires.

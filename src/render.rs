@@ -134,6 +134,11 @@ pub fn write_value(out: &mut String, v: f64) {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v != 0.0 && !(1e-5..1e15).contains(&v.abs()) {
+        // Rust spells 1e300 with three hundred digits: use the exponent
+        // form, which the exposition format also accepts, for values far
+        // from one.
+        let _ = write!(out, "{v:e}");
     } else {
         let _ = write!(out, "{v}");
     }
@@ -240,6 +245,13 @@ mod tests {
             (f64::INFINITY, "+Inf"),
             (-3.0, "-3"),
             (1764790000.5, "1764790000.5"),
+            (0.0, "0"),
+            (1e300, "1e300"),
+            (-2.5e15, "-2.5e15"),
+            (999_999_999_999_999.0, "999999999999999"),
+            (0.00001, "0.00001"),
+            (4.2e-7, "4.2e-7"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
         ];
         for (v, want) in cases {
             let mut s = String::new();

@@ -57,6 +57,13 @@ impl SelfMetrics {
             &["kind", "outcome"],
         )
         .expect("static metric options are valid");
+        // Every series exists from the start, so that `rate()` and
+        // `increase()` see the first failure rather than a series appearing.
+        for kind in ["iam", "metadata"] {
+            for outcome in ["success", "failure"] {
+                auth_requests.with_label_values(&[kind, outcome]);
+            }
+        }
         let reload_ok = IntGauge::new(
             "dbss_exporter_config_last_reload_successful",
             "Whether the last configuration load succeeded.",
@@ -96,6 +103,12 @@ impl SelfMetrics {
     /// Counts this scrape and encodes every self-metric.
     pub fn render_scrape(&self) -> Vec<u8> {
         self.scrapes.inc();
+        self.render()
+    }
+
+    /// The self-metrics as they stand, counting nothing: what a `HEAD`
+    /// request measures the length of.
+    pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
         let families = self.registry.gather();
         // Encoding into a Vec only fails on invalid families, which the
@@ -117,5 +130,50 @@ impl SelfMetrics {
 impl Default for SelfMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[u8], prefix: &str) -> Vec<String> {
+        String::from_utf8(text.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn auth_request_series_exist_at_zero_from_the_start() {
+        let m = SelfMetrics::new();
+        assert_eq!(
+            lines(&m.render(), "dbss_auth_requests_total{"),
+            [
+                "dbss_auth_requests_total{kind=\"iam\",outcome=\"failure\"} 0",
+                "dbss_auth_requests_total{kind=\"iam\",outcome=\"success\"} 0",
+                "dbss_auth_requests_total{kind=\"metadata\",outcome=\"failure\"} 0",
+                "dbss_auth_requests_total{kind=\"metadata\",outcome=\"success\"} 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_render_scrape_counts() {
+        let m = SelfMetrics::new();
+        assert_eq!(
+            lines(&m.render(), "dbss_exporter_scrapes_total "),
+            ["dbss_exporter_scrapes_total 0"]
+        );
+        assert_eq!(
+            lines(&m.render_scrape(), "dbss_exporter_scrapes_total "),
+            ["dbss_exporter_scrapes_total 1"]
+        );
+        assert_eq!(
+            lines(&m.render(), "dbss_exporter_scrapes_total "),
+            ["dbss_exporter_scrapes_total 1"]
+        );
     }
 }

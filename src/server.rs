@@ -87,7 +87,7 @@ impl Endpoints {
             return self.reload(req.method()).await;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            return not_allowed("GET, HEAD", "method not allowed\n");
         }
         if path == self.telemetry_path {
             return self.metrics_page(req);
@@ -102,7 +102,13 @@ impl Endpoints {
 
     fn metrics_page<B>(&self, req: &Request<B>) -> Response<Parts> {
         let page = self.snapshot.page();
-        let tail = self.metrics.render_scrape();
+        // A HEAD request is answered with the same headers but is not a
+        // scrape: it must not move the scrape counter.
+        let tail = if req.method() == Method::HEAD {
+            self.metrics.render()
+        } else {
+            self.metrics.render_scrape()
+        };
         let builder = Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, CONTENT_TYPE_TEXT)
@@ -125,7 +131,7 @@ impl Endpoints {
             );
         };
         if method != Method::POST && method != Method::PUT {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload\n");
+            return not_allowed("POST, PUT", "use POST to reload\n");
         }
         let (reply, outcome) = oneshot::channel();
         if tx.send(Some(reply)).await.is_err() {
@@ -172,6 +178,14 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<Parts> {
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Parts::text(text))
         .expect("static headers are valid")
+}
+
+/// 405 with the `Allow` header that RFC 9110 asks of it.
+fn not_allowed(allow: &'static str, text: &'static str) -> Response<Parts> {
+    let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, text);
+    r.headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+    r
 }
 
 fn html_escape(s: &str) -> String {

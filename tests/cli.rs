@@ -148,6 +148,47 @@ fn help_lists_the_dotted_flags() {
     }
 }
 
+/// A telemetry path that is relative, carries a query or takes one of the
+/// exporter's own endpoints is a usage error.
+#[test]
+fn a_bad_telemetry_path_is_refused() {
+    for (path, reason) in [
+        ("metrics", "must start with '/'"),
+        (
+            "/metrics?x=1",
+            "must be a plain path, without '?', '#' or spaces",
+        ),
+        ("/-/ready", "/-/ready is served by the exporter itself"),
+    ] {
+        let out = Command::new(common::binary())
+            .args(["demo", &format!("--web.telemetry-path={path}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "invalid value '{path}' for '--web.telemetry-path <PATH>': {reason}"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+/// `--version` names the version, the revision and the compiler.
+#[test]
+fn version_names_the_revision() {
+    let out = Command::new(common::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let want = format!("dbss-exporter {} (revision: ", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&want), "{text}");
+    assert!(text.contains(", rustc: "), "{text}");
+}
+
 /// A demo poll interval under a second is refused like a usage error.
 #[test]
 fn a_demo_poll_interval_under_a_second_is_refused() {

@@ -222,6 +222,47 @@ async fn a_hundred_scrapes_make_no_api_request() {
     .await;
 }
 
+/// HEAD answers with the page's headers and counts no scrape; a wrong method
+/// gets 405 with the `Allow` header naming the right ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_counts_no_scrape_and_405_names_the_allowed_methods() {
+    within(60, async {
+        let sim = sim().await;
+        sim.set_instances(P1, vec![instance_json("a", "1.0", 1, Some("1.1"), 1)]);
+        let (_d, tf) = token_file(TOKEN);
+        let exp = Exporter::start(
+            &config(
+                "interval = \"1h\"",
+                &tf,
+                &[(P1, "cn-north-4", &sim.url(), "")],
+            ),
+            &["--web.enable-lifecycle"],
+        );
+        exp.wait_ready().await;
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            let head = http.head(exp.url("/metrics")).send().await.unwrap();
+            assert_eq!(head.status(), 200);
+            assert!(head.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"));
+        }
+        let post = http.post(exp.url("/metrics")).send().await.unwrap();
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET, HEAD");
+        let get_reload = http.get(exp.url("/-/reload")).send().await.unwrap();
+        assert_eq!(get_reload.status(), 405);
+        assert_eq!(get_reload.headers()["allow"], "POST, PUT");
+        let page = exp.metrics().await;
+        assert!(
+            page.contains("\ndbss_exporter_scrapes_total 1\n"),
+            "three HEADs and a POST are not scrapes: {page}"
+        );
+    })
+    .await;
+}
+
 /// /-/ready is 503 until every target was polled once, then 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_waits_for_the_first_poll_of_every_target() {

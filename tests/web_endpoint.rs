@@ -143,7 +143,7 @@ async fn basic_auth_lets_in_only_the_right_password() {
             .await
             .unwrap();
         assert_eq!(wrong.status(), 401);
-        assert_eq!(wrong.headers()["www-authenticate"], "Basic");
+        assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"dbss-exporter\"");
         assert_eq!(wrong.headers()["x-frame-options"], "deny");
 
         let stranger = client
@@ -156,7 +156,7 @@ async fn basic_auth_lets_in_only_the_right_password() {
 
         let none = client.get(&url).send().await.unwrap();
         assert_eq!(none.status(), 401);
-        assert_eq!(none.headers()["www-authenticate"], "Basic");
+        assert_eq!(none.headers()["www-authenticate"], "Basic realm=\"dbss-exporter\"");
 
         // Neither the password nor its hash is ever logged.
         let logs = exporter.logs().join("\n");

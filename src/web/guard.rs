@@ -28,7 +28,7 @@ pub async fn respond<B>(
             let mut r = refuse(StatusCode::UNAUTHORIZED, "Unauthorized\n");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Basic"),
+                http::HeaderValue::from_static("Basic realm=\"dbss-exporter\""),
             );
             r
         }
