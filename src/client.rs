@@ -78,10 +78,15 @@ impl ApiClient {
     /// The HTTP client builder with what every client shares; the
     /// [`ClientPool`](crate::client_pool::ClientPool) adds the TLS options.
     pub fn builder(settings: &PollSettings) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(Duration::from_secs(90));
+        if settings.proxy_from_env {
+            builder
+        } else {
+            builder.no_proxy()
+        }
     }
 
     /// The underlying HTTP client, shared with sign-in calls.

@@ -112,6 +112,9 @@ pub fn demo_config(args: &DemoArgs, fleet: &Fleet, url: &str, token: Secret) -> 
         deadline: PollSettings::default().deadline.min(interval.mul_f64(0.8)),
         timeout: PollSettings::default().timeout.min(interval.mul_f64(0.8)),
         concurrency: args.concurrency as usize,
+        // The simulator is on loopback: a proxy set for the real cloud
+        // must not carry the demo's requests.
+        proxy_from_env: false,
         ..PollSettings::default()
     };
     Config {

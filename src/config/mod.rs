@@ -72,6 +72,10 @@ pub struct PollSettings {
     pub ca_file: Option<PathBuf>,
     /// Skip certificate verification (never in production).
     pub insecure_skip_verify: bool,
+    /// Whether `HTTPS_PROXY` and the like apply. Not a key of the file: it
+    /// is always on there, and off only for the demo, whose simulator sits
+    /// on loopback where no proxy can reach it.
+    pub proxy_from_env: bool,
 }
 
 impl Default for PollSettings {
@@ -88,6 +92,7 @@ impl Default for PollSettings {
             rate_limit: None,
             ca_file: None,
             insecure_skip_verify: false,
+            proxy_from_env: true,
         }
     }
 }

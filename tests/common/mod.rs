@@ -40,11 +40,17 @@ impl Exporter {
 
     /// Starts `dbss-exporter demo` with extra `args`.
     pub fn demo(args: &[&str]) -> Exporter {
+        Self::demo_with_env(args, &[])
+    }
+
+    /// Starts `dbss-exporter demo` with extra `args` and environment.
+    pub fn demo_with_env(args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(binary());
         cmd.arg("demo")
             .arg("--web.listen-address=127.0.0.1:0")
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         let path = dir.path().join("unused.toml");
         Self::spawn(cmd, dir, path)
     }

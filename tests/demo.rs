@@ -1,0 +1,52 @@
+//! Black-box tests of `dbss-exporter demo`: the real binary with its
+//! embedded simulator.
+
+mod common;
+
+use common::{series, within, Exporter};
+
+/// The demo serves the API page's example instance exactly, and every demo
+/// project is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_api_pages_example() {
+    within(60, async {
+        let exp = Exporter::demo(&["--demo.poll-interval=1h"]);
+        exp.wait_ready().await;
+        let page = exp.metrics().await;
+        assert!(
+            series(&page, "dbss_instance_upgrade_status").iter().any(|l| l
+                == "dbss_instance_upgrade_status{project_id=\"0db55000000000009e3779b97f4a7c15\",region=\"cn-north-4\",instance_id=\"5ac5856d-5c40-431d-98cc-1501eb7d8e11\",current_version=\"25.07.21.163957\",upgrade_version=\"\",env=\"prod\"} 2"),
+            "{page}"
+        );
+        let up = series(&page, "dbss_up");
+        assert_eq!(up.len(), 4, "{page}");
+        assert!(up.iter().all(|l| l.ends_with(" 1")), "{page}");
+    })
+    .await;
+}
+
+/// Proxy variables meant for the real cloud do not carry the demo's
+/// requests to its loopback simulator, for polls nor for sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_ignores_proxy_variables() {
+    within(60, async {
+        // Port 9 (discard) on loopback: nothing listens, every connection
+        // through this "proxy" would be refused.
+        let dead = "http://127.0.0.1:9";
+        let exp = Exporter::demo_with_env(
+            &["--demo.poll-interval=1h", "--demo.credentials=password"],
+            &[
+                ("HTTP_PROXY", dead),
+                ("HTTPS_PROXY", dead),
+                ("ALL_PROXY", dead),
+                ("http_proxy", dead),
+            ],
+        );
+        exp.wait_ready().await;
+        let page = exp.metrics().await;
+        let up = series(&page, "dbss_up");
+        assert_eq!(up.len(), 4, "{page}");
+        assert!(up.iter().all(|l| l.ends_with(" 1")), "{page}");
+    })
+    .await;
+}
