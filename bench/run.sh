@@ -6,7 +6,9 @@
 #     wrk. When PEERS names the reference peers' script (metrics-serving.sh
 #     of the benchmark kit: Prometheus' Go client and nginx serving the same
 #     number of series), that script measures all three side by side and
-#     prints the ratios; otherwise only the exporter is measured.
+#     prints the ratios; otherwise only the exporter is measured. Then, where
+#     nginx is installed, nginx serves the exporter's own page (plain, and its
+#     gzip body pre-compressed) beside it: the limit for those very bytes.
 #  2. The first poll cycle over PROJECTS projects with the simulator
 #     answering after 50 ms at concurrency 32, against its latency bound
 #     (PROJECTS / 32 x 50 ms), and CPU time per 1,000 polls.
@@ -14,7 +16,8 @@
 #     mean scrape latency while a poll cycle runs against idle, and the RSS.
 #
 # Usage: bench/run.sh [PROJECTS] [INSTANCES] [SECONDS]
-# Needs: cargo, curl, wrk (apt-get install wrk), python3.
+# Needs: cargo, curl, wrk (apt-get install wrk), python3; nginx for the
+# same-page limit (apt-get install nginx-light).
 set -euo pipefail
 projects=${1:-1000}
 instances=${2:-10}
@@ -24,7 +27,11 @@ cargo build --release --quiet
 bin=$PWD/target/release/dbss-exporter
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -67,13 +74,47 @@ series=$(curl -sf "$url" | grep -c '^dbss_instance_upgrade_status{')
 echo "series served: $series; page $(curl -sf "$url" | wc -c) B plain, $(curl -sf -H 'Accept-Encoding: gzip' "$url" | wc -c) B gzip"
 for mode in plain gzip; do
   if [ -n "${PEERS:-}" ]; then
-    bash "$PEERS" "$url" "$series" "$secs" "$mode"
+    bash "$PEERS" "$url" "$series" "$secs" "$mode" | tee "$work/peers-$mode.txt"
+    # The pages differ in size (the exporter's carries every family, the
+    # peers' only the status series), so also compare bytes served per second.
+    awk '/ req\/s / { for (i = 1; i <= NF; i++) if ($i == "page") b[$1] = $2 * $(i + 1) }
+      END { if (b["exporter"] && b["client_golang"] && b["nginx-static"]) {
+        printf "bytes/s: exporter %.0f MB/s, client_golang %.0f MB/s, nginx-static %.0f MB/s\n", b["exporter"] / 1e6, b["client_golang"] / 1e6, b["nginx-static"] / 1e6
+        printf "byte-rate ratio exporter/client_golang %.2f, exporter/nginx-static %.2f\n", b["exporter"] / b["client_golang"], b["exporter"] / b["nginx-static"] } }' "$work/peers-$mode.txt"
   else
     hdr=(); [ "$mode" = gzip ] && hdr=(-H 'Accept-Encoding: gzip')
     wrk -t2 -c8 -d"${secs}s" "${hdr[@]}" "$url" | awk -v m="$mode" '/Requests\/sec/ {r=$2} /Latency/ && !l {l=$2} END {printf "%s: %s req/s, mean latency %s\n", m, r, l}'
   fi
 done
 echo "exporter peak RSS: $(kib "$pid" VmHWM) kB, RSS now: $(kib "$pid" VmRSS) kB"
+if command -v nginx >/dev/null; then
+  # The peers' page holds only the status family; the exporter's holds every
+  # family, so it is several times larger. nginx serving the exporter's own
+  # page (and its own gzip body, pre-compressed) is the machine's limit for
+  # exactly these bytes.
+  mkdir -p "$work/html"
+  curl -sf "$url" > "$work/html/metrics"
+  curl -sf -H 'Accept-Encoding: gzip' "$url" > "$work/html/metrics.gz"
+  chmod -R a+rX "$work"
+  nport=$(free_port)
+  cat > "$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; gzip_static on; default_type text/plain;
+  server { listen 127.0.0.1:$nport; root $work/html; } }
+CONF
+  nginx -c "$work/nginx.conf" -p "$work"
+  sleep 0.5
+  for mode in plain gzip; do
+    hdr=(); [ "$mode" = gzip ] && hdr=(-H 'Accept-Encoding: gzip')
+    e=$(wrk -t2 -c8 -d"${secs}s" "${hdr[@]}" "$url" | awk '/Requests\/sec/ {print $2}')
+    n=$(wrk -t2 -c8 -d"${secs}s" "${hdr[@]}" "http://127.0.0.1:$nport/metrics" | awk '/Requests\/sec/ {print $2}')
+    echo "same page, $mode: exporter $e req/s, nginx static $n req/s (ratio $(awk -v a="$e" -v b="$n" 'BEGIN {printf "%.2f", a/b}'))"
+  done
+  kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+fi
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 echo
