@@ -219,9 +219,12 @@ impl ProjectTask {
                 p = self.shared.permits.clone().acquire_owned() => p,
             };
             let Ok(_permit) = permit else { return };
+            // The poll's future (sign-in, HTTP, decoding) is several KiB; on
+            // the heap only while a poll runs, it leaves each waiting task of
+            // a large fleet small.
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = self.poll_once() => {}
+                _ = Box::pin(self.poll_once()) => {}
             }
             due = next_due(due, interval, Instant::now());
         }
