@@ -38,7 +38,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-# start_demo NAME ARGS...: starts the demo, sets $pid, $url and $t0.
+# start_demo NAME ARGS...: starts the demo and waits for /-/ready; sets $pid,
+# $url, $t0 and $ready (seconds from start to ready, to 0.1 s).
 start_demo() {
   local name=$1; shift
   local port; port=$(free_port)
@@ -47,7 +48,10 @@ start_demo() {
   pid=$!; pids+=("$pid")
   url="http://127.0.0.1:$port/metrics"
   for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null && return 0
+    if curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null; then
+      ready=$(awk -v n="$(date +%s.%N)" -v t="$t0" 'BEGIN {printf "%.2f", n - t}')
+      return 0
+    fi
     sleep 0.1
   done
   echo "demo $name never became ready" >&2; cat "$work/$name.log" >&2; exit 1
@@ -69,6 +73,7 @@ start_demo serve --demo.projects="$projects" --demo.instances="$instances" \
 cycle=$(first_cycle serve)
 bound=$(awk -v p="$projects" 'BEGIN {printf "%.3f", p / 32 * 0.05}')
 echo "first poll cycle: ${cycle}s over $projects projects (latency bound ${bound}s, ratio $(awk -v a="$cycle" -v b="$bound" 'BEGIN {printf "%.2f", a/b}'))"
+echo "ready after ${ready}s"
 echo "CPU per 1,000 polls (exporter and simulator together, start-up included): $(awk -v c="$(cpu_seconds "$pid")" -v p="$projects" 'BEGIN {printf "%.3f", c / p * 1000}') s"
 series=$(curl -sf "$url" | grep -c '^dbss_instance_upgrade_status{')
 echo "series served: $series; page $(curl -sf "$url" | wc -c) B plain, $(curl -sf -H 'Accept-Encoding: gzip' "$url" | wc -c) B gzip"
@@ -123,6 +128,7 @@ start_demo large --demo.projects=10000 --demo.instances=1 \
   --demo.poll-interval=40s --demo.concurrency=32 --demo.latency=50ms
 cycle=$(first_cycle large)
 echo "first poll cycle: ${cycle}s over 10000 projects (latency bound 15.625s, ratio $(awk -v a="$cycle" 'BEGIN {printf "%.2f", a/15.625}'))"
+echo "ready after ${ready}s"
 echo "CPU per 1,000 polls: $(awk -v c="$(cpu_seconds "$pid")" 'BEGIN {printf "%.3f", c / 10}') s; RSS: $(kib "$pid" VmRSS) kB"
 start=$(date +%s.%N)
 # Idle: every project was polled; the next cycle starts about 40 s after start.

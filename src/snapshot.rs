@@ -59,6 +59,9 @@ pub struct Snapshot {
     inner: Mutex<Inner>,
     page: ArcSwap<Page>,
     changed: Notify,
+    /// Fired when the last target's first poll lands: that page is
+    /// published without waiting out the gap, so readiness is not delayed.
+    first_cycle_done: Notify,
     min_gap: Duration,
     created: Instant,
     all_polled_once: AtomicBool,
@@ -71,6 +74,7 @@ impl Snapshot {
             inner: Mutex::new(Inner::default()),
             page: ArcSwap::from_pointee(Page::default()),
             changed: Notify::new(),
+            first_cycle_done: Notify::new(),
             min_gap,
             created: Instant::now(),
             all_polled_once: AtomicBool::new(false),
@@ -130,6 +134,7 @@ impl Snapshot {
         if all && !self.all_polled_once.swap(true, Ordering::Relaxed) {
             let took = self.created.elapsed().as_secs_f64();
             tracing::info!(targets, seconds = took, "every target polled once");
+            self.first_cycle_done.notify_one();
         }
         self.changed.notify_one();
     }
@@ -184,6 +189,7 @@ impl Snapshot {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(self.min_gap) => {}
+                _ = self.first_cycle_done.notified() => {}
             }
         }
     }
@@ -274,6 +280,45 @@ mod tests {
         want.extend_from_slice(tail);
         assert_eq!(out, want);
         assert!(page.deflate.len() < page.plain.len() / 10);
+    }
+
+    /// The page that completes the first cycle is published at once, not
+    /// after the gap that follows the previous publish.
+    #[tokio::test]
+    async fn the_first_complete_page_skips_the_publish_gap() {
+        let snapshot = Snapshot::new(Duration::from_secs(30));
+        let keys: Vec<TargetKey> = ["a", "b"]
+            .iter()
+            .map(|p| (p.to_string(), "http://sim".to_string()))
+            .collect();
+        snapshot.set_targets(&keys);
+        let cancel = CancellationToken::new();
+        tokio::spawn(snapshot.clone().run_publisher(cancel.clone()));
+        let state = |p: &str| {
+            let target = crate::config::Target {
+                project_id: p.into(),
+                region: "cn-north-4".into(),
+                endpoint: "http://sim".into(),
+                credentials: None,
+                labels: Vec::new(),
+                ca_file: None,
+                insecure_skip_verify: false,
+            };
+            Arc::new(ProjectState::new(&target))
+        };
+
+        snapshot.update(&keys[0], state("a"), true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(snapshot.page().readiness, (2, 1));
+        snapshot.update(&keys[1], state("b"), true);
+        let ready = async {
+            while snapshot.page().readiness != (2, 2) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(5), ready).await;
+        cancel.cancel();
+        assert!(waited.is_ok(), "the complete page waited out the gap");
     }
 
     #[test]
