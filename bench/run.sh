@@ -9,6 +9,8 @@
 #     prints the ratios; otherwise only the exporter is measured. Then, where
 #     nginx is installed, nginx serves the exporter's own page (plain, and its
 #     gzip body pre-compressed) beside it: the limit for those very bytes.
+#     The simulator runs in a process of its own (`dbss-exporter simulator`),
+#     so CPU and memory figures are the exporter's alone.
 #  2. The first poll cycle over PROJECTS projects with the simulator
 #     answering after 50 ms at concurrency 32, against its latency bound
 #     (PROJECTS / 32 x 50 ms), and CPU time per 1,000 polls.
@@ -38,13 +40,19 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-# start_demo NAME ARGS...: starts the demo and waits for /-/ready; sets $pid,
-# $url, $t0 and $ready (seconds from start to ready, to 0.1 s).
+# start_demo NAME ARGS...: starts the simulator with the demo fleet that ARGS
+# (demo flags) describe and, in a process of its own, the exporter on the
+# configuration the simulator writes, so that every figure of the exporter is
+# its own; waits for /-/ready. Sets $pid (the exporter), $sim_pid, $url, $t0
+# (the exporter's start) and $ready (seconds from start to ready, to 0.1 s).
 start_demo() {
   local name=$1; shift
+  "$bin" simulator --simulator.config-dir="$work/$name" --log.level=warn "$@" 2>"$work/$name-sim.log" &
+  sim_pid=$!; pids+=("$sim_pid")
+  for _ in $(seq 1 100); do [ -f "$work/$name/config.toml" ] && break; sleep 0.1; done
   local port; port=$(free_port)
   t0=$(date +%s.%N)
-  "$bin" demo --web.listen-address="127.0.0.1:$port" "$@" 2>"$work/$name.log" &
+  "$bin" --config.file="$work/$name/config.toml" --web.listen-address="127.0.0.1:$port" 2>"$work/$name.log" &
   pid=$!; pids+=("$pid")
   url="http://127.0.0.1:$port/metrics"
   for _ in $(seq 1 600); do
@@ -54,7 +62,7 @@ start_demo() {
     fi
     sleep 0.1
   done
-  echo "demo $name never became ready" >&2; cat "$work/$name.log" >&2; exit 1
+  echo "exporter $name never became ready" >&2; cat "$work/$name-sim.log" "$work/$name.log" >&2; exit 1
 }
 
 # first_cycle NAME: seconds from start until every target was polled once.
@@ -74,7 +82,7 @@ cycle=$(first_cycle serve)
 bound=$(awk -v p="$projects" 'BEGIN {printf "%.3f", p / 32 * 0.05}')
 echo "first poll cycle: ${cycle}s over $projects projects (latency bound ${bound}s, ratio $(awk -v a="$cycle" -v b="$bound" 'BEGIN {printf "%.2f", a/b}'))"
 echo "ready after ${ready}s"
-echo "CPU per 1,000 polls (exporter and simulator together, start-up included): $(awk -v c="$(cpu_seconds "$pid")" -v p="$projects" 'BEGIN {printf "%.3f", c / p * 1000}') s"
+echo "CPU per 1,000 polls, start-up included: exporter $(awk -v c="$(cpu_seconds "$pid")" -v p="$projects" 'BEGIN {printf "%.3f", c / p * 1000}') s, simulator $(awk -v c="$(cpu_seconds "$sim_pid")" -v p="$projects" 'BEGIN {printf "%.3f", c / p * 1000}') s"
 series=$(curl -sf "$url" | grep -c '^dbss_instance_upgrade_status{')
 echo "series served: $series; page $(curl -sf "$url" | wc -c) B plain, $(curl -sf -H 'Accept-Encoding: gzip' "$url" | wc -c) B gzip"
 for mode in plain gzip; do
@@ -120,7 +128,7 @@ CONF
   done
   kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 fi
-kill "$pid"; wait "$pid" 2>/dev/null || true
+kill "$pid" "$sim_pid"; wait "$pid" "$sim_pid" 2>/dev/null || true
 
 echo
 echo "== 2. 10,000 projects x 1 instance, concurrency 32, simulator latency 50 ms"
@@ -129,7 +137,7 @@ start_demo large --demo.projects=10000 --demo.instances=1 \
 cycle=$(first_cycle large)
 echo "first poll cycle: ${cycle}s over 10000 projects (latency bound 15.625s, ratio $(awk -v a="$cycle" 'BEGIN {printf "%.2f", a/15.625}'))"
 echo "ready after ${ready}s"
-echo "CPU per 1,000 polls: $(awk -v c="$(cpu_seconds "$pid")" 'BEGIN {printf "%.3f", c / 10}') s; RSS: $(kib "$pid" VmRSS) kB"
+echo "CPU per 1,000 polls: exporter $(awk -v c="$(cpu_seconds "$pid")" 'BEGIN {printf "%.3f", c / 10}') s, simulator $(awk -v c="$(cpu_seconds "$sim_pid")" 'BEGIN {printf "%.3f", c / 10}') s; exporter RSS: $(kib "$pid" VmRSS) kB"
 start=$(date +%s.%N)
 # Idle: every project was polled; the next cycle starts about 40 s after start.
 sleep "$(awk -v s="$start" -v t="$t0" 'BEGIN {w = t + 20 - s; print (w > 0 ? w : 0)}')"

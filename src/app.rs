@@ -70,6 +70,15 @@ pub enum RunError {
     /// The HTTP client could not be built (bad CA file, TLS setup).
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[from] crate::client_pool::PoolError),
+    /// `simulator` could not write its configuration or secret files.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the exporter until SIGTERM or SIGINT, or until `stop` fires.

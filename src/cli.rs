@@ -80,6 +80,31 @@ pub struct WebArgs {
 pub enum Command {
     /// Run the exporter against the embedded DBSS API simulator and a demo fleet.
     Demo(DemoArgs),
+    /// Run only the simulator with a demo fleet, and write a configuration
+    /// file (and its secret files) that points the exporter at it.
+    Simulator(SimulatorArgs),
+}
+
+/// Options of `simulator`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulatorArgs {
+    /// The fleet, its latency and faults, and the poll settings and
+    /// credentials of the configuration written.
+    #[command(flatten)]
+    pub demo: DemoArgs,
+
+    /// Address the simulator listens on; port 0 picks a free one.
+    #[arg(
+        long = "simulator.listen-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0"
+    )]
+    pub listen_address: String,
+
+    /// Directory to write `config.toml` and its secret files into (created
+    /// when missing, files readable by the owner only).
+    #[arg(long = "simulator.config-dir", value_name = "DIR")]
+    pub config_dir: PathBuf,
 }
 
 /// Options of `demo`.

@@ -14,10 +14,25 @@ use crate::sim::{FaultMix, Fleet, Simulator};
 
 /// Starts the simulator and runs the exporter against it until stopped.
 pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
-    let sim = Simulator::start()
+    let (sim, config) = start_simulator(args, "127.0.0.1:0").await?;
+    let result = app::run(
+        ConfigSource::Fixed(Box::new(config)),
+        opts,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    drop(sim);
+    result
+}
+
+/// Starts the simulator on `addr` with the fleet, latency, faults and
+/// credentials that `args` ask for, and returns it with the exporter
+/// configuration that polls it.
+pub async fn start_simulator(args: &DemoArgs, addr: &str) -> Result<(Simulator, Config), RunError> {
+    let sim = Simulator::start_on(addr)
         .await
         .map_err(|source| RunError::Listen {
-            address: "127.0.0.1:0".into(),
+            address: addr.into(),
             source,
         })?;
     let fleet = Fleet::new(args.projects as usize, args.instances as usize);
@@ -33,15 +48,7 @@ pub async fn run(args: &DemoArgs, opts: ServeOptions) -> Result<(), RunError> {
         sim.set_fault_mix(Some(FaultMix::gentle()));
     }
     tracing::info!(simulator = %sim.url(), projects = args.projects, instances_per_project = args.instances, faults = args.faults, "demo simulator started");
-
-    let result = app::run(
-        ConfigSource::Fixed(Box::new(config)),
-        opts,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
-    drop(sim);
-    result
+    Ok((sim, config))
 }
 
 /// Credentials of `kind` that the simulator accepts, made up on the spot;

@@ -15,7 +15,8 @@
 //!   under the TLS, basic auth and headers of [`web`].
 //!
 //! [`app`] wires these together; [`sim`] is the embedded API simulator that
-//! [`demo`] and the tests run against.
+//! [`demo`] and the tests run against, and that [`standalone`] runs on its
+//! own beside a configuration file pointing at it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,4 +41,5 @@ pub mod server;
 pub mod signer;
 pub mod sim;
 pub mod snapshot;
+pub mod standalone;
 pub mod web;

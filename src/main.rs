@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dbss_exporter::app::{self, ConfigSource, RunError, ServeOptions};
 use dbss_exporter::cli::{Cli, Command};
-use dbss_exporter::{config, demo, logging};
+use dbss_exporter::{config, demo, logging, standalone};
 
 /// Exit code for a configuration that was refused (sysexits' EX_CONFIG),
 /// distinct from 1 for a failure while running.
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match &cli.command {
             Some(Command::Demo(args)) => demo::run(args, opts).await,
+            Some(Command::Simulator(args)) => standalone::run(args).await,
             None => {
                 app::run(
                     ConfigSource::File(cli.config_file.clone()),
