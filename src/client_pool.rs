@@ -83,7 +83,7 @@ impl ClientPool {
         for target in &config.targets {
             let key = files.key_for(&config.poll, target)?;
             if key.insecure {
-                tracing::warn!(project_id = %target.project_id, endpoint = %target.endpoint, "insecure_skip_verify is on: the endpoint's certificate is not checked");
+                tracing::warn!(project_id = %target.project_id, endpoint = %target.endpoint, "insecure_skip_verify is on: the certificate of the endpoint is not checked");
             }
             if !pool.clients.contains_key(&key) {
                 let client = build_client(&config.poll, &files, &key, limits.clone())?;

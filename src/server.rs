@@ -86,6 +86,10 @@ impl Endpoints {
         if path == "/-/reload" {
             return self.reload(req.method()).await;
         }
+        let known = path == self.telemetry_path || matches!(path, "/-/healthy" | "/-/ready" | "/");
+        if !known {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return not_allowed("GET, HEAD", "method not allowed\n");
         }
@@ -95,8 +99,7 @@ impl Endpoints {
         match path {
             "/-/healthy" => plain(StatusCode::OK, "Healthy\n"),
             "/-/ready" => self.ready(),
-            "/" => self.landing(),
-            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+            _ => self.landing(),
         }
     }
 

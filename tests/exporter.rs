@@ -223,7 +223,8 @@ async fn a_hundred_scrapes_make_no_api_request() {
 }
 
 /// HEAD answers with the page's headers and counts no scrape; a wrong method
-/// gets 405 with the `Allow` header naming the right ones.
+/// gets 405 with the `Allow` header naming the right ones, and an unknown
+/// path 404 whatever the method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_counts_no_scrape_and_405_names_the_allowed_methods() {
     within(60, async {
@@ -254,6 +255,9 @@ async fn head_counts_no_scrape_and_405_names_the_allowed_methods() {
         let get_reload = http.get(exp.url("/-/reload")).send().await.unwrap();
         assert_eq!(get_reload.status(), 405);
         assert_eq!(get_reload.headers()["allow"], "POST, PUT");
+        // An unknown path is not there for any method.
+        let post_unknown = http.post(exp.url("/nope")).send().await.unwrap();
+        assert_eq!(post_unknown.status(), 404);
         let page = exp.metrics().await;
         assert!(
             page.contains("\ndbss_exporter_scrapes_total 1\n"),

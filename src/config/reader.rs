@@ -234,6 +234,21 @@ impl<'a> TableReader<'a> {
             self.problem(name, &format!("{text:?} is not an http:// or https:// URL"));
             return None;
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            // The value is not repeated: it holds a password.
+            self.problem(
+                name,
+                "must not carry a user name or password (user:password@); credentials go in [credentials], and the value is not shown",
+            );
+            return None;
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            self.problem(
+                name,
+                &format!("{text:?} must not carry a query (?) or a fragment (#): the API path is appended to it"),
+            );
+            return None;
+        }
         // The parser lowers the host's case and drops a default port, so
         // that spellings of one endpoint compare equal.
         Some(url.as_str().trim_end_matches('/').to_string())

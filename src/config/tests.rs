@@ -125,6 +125,44 @@ fn duplicate_targets_are_refused() {
     );
 }
 
+/// The API path is appended to an endpoint: a query or fragment in it
+/// would send every request elsewhere.
+#[test]
+fn endpoints_with_a_query_or_fragment_are_refused() {
+    for endpoint in ["http://127.0.0.1:8080/?x=1", "http://127.0.0.1:8080#frag"] {
+        let text = GOOD.replace("http://127.0.0.1:8080/", endpoint);
+        assert_eq!(
+            errors(&text),
+            format!("dbss.toml:21: targets[1].endpoint: {endpoint:?} must not carry a query (?) or a fragment (#): the API path is appended to it")
+        );
+    }
+}
+
+/// A password in a URL would be sent with every request and shown in
+/// messages; the value is refused without being repeated.
+#[test]
+fn urls_with_a_user_or_password_are_refused_unshown() {
+    let text = GOOD.replace(
+        "http://127.0.0.1:8080/",
+        "https://user:url-secret@127.0.0.1:8080",
+    );
+    let message = errors(&text);
+    assert_eq!(
+        message,
+        "dbss.toml:21: targets[1].endpoint: must not carry a user name or password (user:password@); credentials go in [credentials], and the value is not shown"
+    );
+    let text = GOOD.replace(
+        "type = \"token\"\ntoken_file = \"/run/secrets/token\"",
+        "type = \"password\"\ndomain = \"d\"\nuser = \"u\"\npassword_file = \"/run/secrets/p\"\niam_endpoint = \"https://admin:iam-secret@iam.example.com\"",
+    );
+    let message = errors(&text);
+    assert!(!message.contains("iam-secret"), "{message}");
+    assert!(
+        message.contains("credentials.main.iam_endpoint: must not carry a user name or password"),
+        "{message}"
+    );
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = GOOD
