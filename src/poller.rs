@@ -77,7 +77,8 @@ impl Poller {
 
     /// Makes the running tasks match `config`: targets that are gone stop
     /// and lose their series, new or changed ones start, unchanged ones keep
-    /// running undisturbed (unless the poll settings changed). A CA file
+    /// running undisturbed. When the poll settings change, every task
+    /// restarts with them, keeping its series. A CA file
     /// that cannot be used refuses the whole configuration.
     pub fn apply(&mut self, config: &Config) -> Result<(), PoolError> {
         let pool = ClientPool::build(config)?;
@@ -115,12 +116,26 @@ impl Poller {
                     keep.insert(key, r);
                 }
                 old => {
+                    // A target whose series read the same (its region and
+                    // labels did not change, only the poll settings, its
+                    // credentials or its TLS choices) keeps its series,
+                    // counters and last answer; one whose labels changed
+                    // loses its old series now.
+                    let same_series = old.as_ref().is_some_and(|o| {
+                        o.target.region == target.region && o.target.labels == target.labels
+                    });
+                    let mut carried = None;
                     if let Some(old) = old {
-                        // Its labels may have changed: its old series go now.
+                        // Stopped first, so that what is carried is final.
                         old.stop();
-                        self.snapshot.remove(&key);
+                        if same_series {
+                            carried = self.snapshot.state_of(&key);
+                        } else {
+                            self.snapshot.remove(&key);
+                        }
                     }
-                    let r = self.start(&shared, target.clone(), credential, (client_key, client));
+                    let client = (client_key, client);
+                    let r = self.start(&shared, target.clone(), credential, client, carried);
                     keep.insert(key, r);
                 }
             }
@@ -138,6 +153,7 @@ impl Poller {
         target: Target,
         credential: Option<CredentialSpec>,
         (client_key, client): (ClientKey, ApiClient),
+        carried: Option<Arc<ProjectState>>,
     ) -> Running {
         let cancel = self.cancel.child_token();
         let live = Arc::new(std::sync::Mutex::new(true));
@@ -148,7 +164,7 @@ impl Poller {
             client,
             live: live.clone(),
             auth: Authenticator::new(credential.as_ref(), &target, &ctx),
-            state: ProjectState::new(&target),
+            state: carried.map_or_else(|| ProjectState::new(&target), |s| (*s).clone()),
             key: target_key(&target),
             target: target.clone(),
         };

@@ -139,7 +139,12 @@ impl Snapshot {
         self.changed.notify_one();
     }
 
-    /// Drops one target's series (its task restarts with other settings);
+    /// The state last published for one target, if any.
+    pub fn state_of(&self, key: &TargetKey) -> Option<Arc<ProjectState>> {
+        self.lock().entries.get(key).map(|e| e.state.clone())
+    }
+
+    /// Drops one target's series (its task restarts with other labels);
     /// it stays expected, and counts as polled if it was.
     pub fn remove(&self, key: &TargetKey) {
         let removed = self.lock().entries.remove(key).is_some();

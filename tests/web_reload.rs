@@ -291,3 +291,56 @@ async fn reloads_never_leave_two_poll_loops() {
     .await
     .unwrap();
 }
+
+/// A configuration polling p1 and p2 once an hour, with `extra` in `[poll]`.
+fn hourly(url: &str, extra: &str) -> String {
+    let mut text = format!("[poll]\ninterval = \"1h\"\n{extra}\n[credentials]\nmain = {{ type = \"token\", token_env = \"DBSS_TEST_TOKEN\" }}\n");
+    for p in ["p1", "p2"] {
+        text.push_str(&format!("\n[[targets]]\nproject_id = \"{p}\"\nregion = \"cn-north-4\"\nendpoint = \"{url}\"\ncredentials = \"main\"\n"));
+    }
+    text
+}
+
+/// A reload that changes only the poll settings restarts every task but
+/// keeps every series and counter on the page while the new tasks make
+/// their first poll.
+#[tokio::test]
+async fn a_changed_poll_setting_keeps_every_series() {
+    tokio::time::timeout(LIMIT, async {
+        let sim = sim().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = common_web::write(dir.path(), "config.toml", &hourly(&sim.url(), ""));
+        let exporter = start(&[&format!("--config.file={}", path.display())], &[]);
+        let metrics = exporter.url("/metrics");
+        common_web::wait_line(&metrics, &up("p1", "")).await;
+        common_web::wait_line(&metrics, &up("p2", "")).await;
+
+        // The new tasks' first polls take seconds: the page must not wait.
+        for p in ["p1", "p2"] {
+            let answer = serde_json::json!({"audit_upgrade_infos": common_web::instances()});
+            sim.script(p, [Reply::json(200, &answer).after(Duration::from_secs(5))]);
+        }
+        std::fs::write(&path, hourly(&sim.url(), "retries = 1")).unwrap();
+        exporter.hangup();
+        exporter
+            .wait_log(&["message=\"configuration reloaded\""])
+            .await;
+
+        let reloaded = Instant::now();
+        while reloaded.elapsed() < Duration::from_millis(2500) {
+            let page = common_web::scrape(&metrics).await;
+            for p in ["p1", "p2"] {
+                assert!(page.lines().any(|l| l == up(p, "")), "{page}");
+                let requests = format!(
+                    "dbss_api_requests_total{{project_id=\"{p}\",region=\"cn-north-4\",code=\"200\"}} 1"
+                );
+                assert!(page.lines().any(|l| l == requests), "{page}");
+                let status = format!("dbss_instance_upgrade_status{{project_id=\"{p}\"");
+                assert!(page.contains(&status), "{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+}
