@@ -213,6 +213,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let config = load_str(&text, &name)?;
     perms::warn_open_secret_files(&config);
+    perms::warn_unreadable_secrets(&config);
     Ok(config)
 }
 

@@ -1,4 +1,5 @@
-//! A warning for secret files that other users of the host can read.
+//! Warnings about the secrets a configuration names: files that other users
+//! of the host can read, and files or variables that cannot be read now.
 //!
 //! The configuration never holds a secret itself (inline secrets are
 //! refused), but the files its `*_file` keys name do, and a file everyone
@@ -50,16 +51,57 @@ pub fn warn_open_secret_files(config: &Config) {
     }
 }
 
-fn secret_files(spec: &CredentialSpec) -> Vec<PathBuf> {
-    let sources: Vec<&SecretSource> = match spec {
+/// A secret that cannot be read now: polls with these credentials fail
+/// (reason `auth`) until it can. Secrets are read at every use, so one that
+/// appears later (a volume mounted after start) is taken up then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableSecret {
+    /// The `[credentials.NAME]` it belongs to.
+    pub credential: String,
+    /// Why, naming the file or variable, never a value.
+    pub reason: String,
+}
+
+/// Every secret of `config` that cannot be read now.
+pub fn unreadable_secrets(config: &Config) -> Vec<UnreadableSecret> {
+    let mut found = Vec::new();
+    for (name, spec) in &config.credentials {
+        for source in secret_sources(spec) {
+            if let Err(e) = source.load() {
+                found.push(UnreadableSecret {
+                    credential: name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Logs a warning for each secret that cannot be read now.
+pub fn warn_unreadable_secrets(config: &Config) {
+    for u in unreadable_secrets(config) {
+        tracing::warn!(
+            credential = %u.credential,
+            reason = %u.reason,
+            "secret cannot be read; polls with these credentials fail until it can"
+        );
+    }
+}
+
+fn secret_sources(spec: &CredentialSpec) -> Vec<&SecretSource> {
+    match spec {
         CredentialSpec::Token { token } => vec![token],
         CredentialSpec::AkSk {
             sk, security_token, ..
         } => std::iter::once(sk).chain(security_token).collect(),
         CredentialSpec::Password { password, .. } => vec![password],
         CredentialSpec::EcsMetadata { .. } | CredentialSpec::SdkEnv => vec![],
-    };
-    sources
+    }
+}
+
+fn secret_files(spec: &CredentialSpec) -> Vec<PathBuf> {
+    secret_sources(spec)
         .into_iter()
         .filter_map(|s| match s {
             SecretSource::File(p) => Some(p.clone()),
@@ -85,6 +127,36 @@ fn mode_of(_path: &std::path::Path) -> Option<u32> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn missing_files_and_unset_variables_are_unreadable_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("token");
+        std::fs::write(&present, "x").unwrap();
+        let missing = dir.path().join("missing");
+        let text = format!(
+            "[credentials.a]\ntype = \"token\"\ntoken_file = {:?}\n\n[credentials.b]\ntype = \"token\"\ntoken_file = {:?}\n\n[credentials.c]\ntype = \"aksk\"\nak = \"AK\"\nsk_env = \"DBSS_TEST_SURELY_UNSET_SK\"\n\n[[targets]]\nproject_id = \"p\"\nregion = \"cn-north-4\"\ncredentials = \"a\"\n",
+            present.display().to_string(),
+            missing.display().to_string(),
+        );
+        let config = super::super::load_str(&text, "c.toml").unwrap();
+        assert_eq!(
+            unreadable_secrets(&config),
+            vec![
+                UnreadableSecret {
+                    credential: "b".into(),
+                    reason: format!(
+                        "cannot read secret file {}: No such file or directory (os error 2)",
+                        missing.display()
+                    ),
+                },
+                UnreadableSecret {
+                    credential: "c".into(),
+                    reason: "environment variable DBSS_TEST_SURELY_UNSET_SK is not set".into(),
+                },
+            ]
+        );
+    }
 
     #[test]
     fn files_readable_by_everyone_are_found_but_not_group_readable_ones() {
