@@ -11,7 +11,8 @@
 //!   [`ratelimit`] spaces requests per endpoint;
 //! - each task keeps a [`project::ProjectState`] and renders it with
 //!   [`render`] into the [`snapshot`], which publishes whole pages;
-//! - [`server`] serves the latest page plus [`selfmetrics`] on `/metrics`,
+//! - [`server`] serves the latest page plus [`selfmetrics`] (with the
+//!   `process_*` metrics of `process`, on Linux) on `/metrics`,
 //!   under the TLS, basic auth and headers of [`web`].
 //!
 //! [`app`] wires these together; [`sim`] is the embedded API simulator that
@@ -31,6 +32,8 @@ pub mod config;
 pub mod demo;
 pub mod logging;
 pub mod poller;
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod project;
 pub mod ratelimit;
 pub mod render;

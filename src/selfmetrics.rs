@@ -86,9 +86,7 @@ impl SelfMetrics {
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(crate::process::ProcessMetrics::new()))
             .expect("process metric names are unique");
 
         SelfMetrics {
