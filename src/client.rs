@@ -273,6 +273,13 @@ async fn read_body(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, P
 
 /// Classifies a request that got no (complete) answer.
 fn transport_error(e: &reqwest::Error) -> PollError {
+    // `connect_timeout` covers TCP and the TLS handshake: no connection.
+    if e.is_connect() && e.is_timeout() {
+        return PollError::new(
+            Reason::Connect,
+            "cannot connect: no connection within connect_timeout",
+        );
+    }
     if e.is_timeout() {
         return PollError::new(Reason::Timeout, "request timed out");
     }

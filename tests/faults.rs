@@ -404,6 +404,43 @@ async fn a_connection_that_always_drops_is_a_connect_failure() {
     .await;
 }
 
+/// An HTTPS endpoint that accepts TCP but never answers the TLS handshake
+/// makes no connection within `connect_timeout`: a connect failure, not a
+/// request that timed out.
+#[tokio::test]
+async fn a_tls_handshake_that_never_ends_is_a_connect_failure() {
+    within(60, async {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("https://{}", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = silent.accept().await {
+                open.push(conn);
+            }
+        });
+        let poll = format!("{SLOW_POLL}\nconnect_timeout = \"500ms\"\nretries = 0");
+        let exp = Exporter::start(&config(&poll, &endpoint, &["p"]));
+
+        let page = exp
+            .wait_for_line(&line(
+                "dbss_poll_errors_total",
+                "p",
+                "reason=\"connect\"",
+                "1",
+            ))
+            .await;
+        assert!(!page.contains("reason=\"timeout\""), "{page}");
+        assert!(
+            exp.log()
+                .contains("cannot connect: no connection within connect_timeout"),
+            "{}",
+            exp.log()
+        );
+        held.abort();
+    })
+    .await;
+}
+
 /// A body over `poll.max_body_size` fails as too_large, whether its length
 /// is announced or not, and is not retried.
 #[tokio::test]
