@@ -198,13 +198,20 @@ impl<'a> TableReader<'a> {
     pub fn byte_size(&self, name: &str) -> Option<u64> {
         let value = self.get(name)?;
         let parsed = match value {
-            Node::Int(i) if *i > 0 => Ok(*i as u64),
+            Node::Int(i) => u64::try_from(*i).map_err(|_| format!("invalid size {i}")),
             Node::Str(s) => parse_byte_size(s).ok_or_else(|| format!("invalid size {s:?}")),
             other => Err(format!("expected a size, found {}", other.kind())),
         };
-        parsed
-            .map_err(|reason| self.problem(name, &(reason + " (examples: 1048576, \"4MiB\")")))
-            .ok()
+        match parsed {
+            Ok(0) => self.problem(name, "must be larger than zero"),
+            Ok(n) if n > MAX_BYTE_SIZE => self.problem(
+                name,
+                "must be at most 1GiB: an answer is held in memory while it is read",
+            ),
+            Ok(n) => return Some(n),
+            Err(reason) => self.problem(name, &(reason + " (examples: 1048576, \"4MiB\")")),
+        }
+        None
     }
 
     /// A rate in requests per second; zero or absent means no limit.
@@ -420,5 +427,8 @@ fn parse_byte_size(text: &str) -> Option<u64> {
         "GiB" => 1 << 30,
         _ => return None,
     };
-    n.checked_mul(factor).filter(|n| *n > 0)
+    n.checked_mul(factor)
 }
+
+/// The largest size a size key takes.
+const MAX_BYTE_SIZE: u64 = 1 << 30;

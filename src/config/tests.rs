@@ -257,6 +257,21 @@ fn sizes_and_rates_accept_their_usual_forms() {
         errors(&text),
         "dbss.toml:6: poll.max_body_size: invalid size \"lots\" (examples: 1048576, \"4MiB\")"
     );
+    let text = GOOD.replace("stale_after = \"15m\"", "max_body_size = \"0\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:6: poll.max_body_size: must be larger than zero"
+    );
+    let text = GOOD.replace("stale_after = \"15m\"", "max_body_size = \"1000000GiB\"");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:6: poll.max_body_size: must be at most 1GiB: an answer is held in memory while it is read"
+    );
+    let text = GOOD.replace("stale_after = \"15m\"", "max_body_size = -5");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:6: poll.max_body_size: invalid size -5 (examples: 1048576, \"4MiB\")"
+    );
 }
 
 #[test]
