@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dbss_exporter::app::{self, ConfigSource, RunError, ServeOptions};
 use dbss_exporter::cli::{Cli, Command};
+use dbss_exporter::logging::LogFormat;
 use dbss_exporter::{config, demo, logging, standalone};
 
 /// Exit code for a configuration that was refused (sysexits' EX_CONFIG),
@@ -51,17 +52,10 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(RunError::Config(e)) => {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(RunError::WebConfig(e)) => {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(e @ RunError::Client(_)) => {
-            // A CA file that went bad after the configuration was checked.
-            eprintln!("{e}");
+        // A CA file that went bad after the configuration was checked is
+        // refused the same way.
+        Err(e @ (RunError::Config(_) | RunError::WebConfig(_) | RunError::Client(_))) => {
+            refused(&e, cli.web.log_format);
             ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
@@ -69,6 +63,16 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "dbss-exporter stopped");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A refused configuration at start: one `file:line: key: reason` line per
+/// problem, as `--config.check` prints them; under `--log.format=json`, one
+/// JSON log record holding them, so that log collectors can read it.
+fn refused(e: &RunError, format: LogFormat) {
+    match format {
+        LogFormat::Json => tracing::error!(error = %e, "configuration refused"),
+        LogFormat::Logfmt => eprintln!("{e}"),
     }
 }
 

@@ -126,6 +126,34 @@ fn json_logs_are_flat_objects() {
     assert!(last.get("fields").is_none(), "{stderr}");
 }
 
+/// Under `--log.format=json`, a configuration refused at start is one JSON
+/// record holding every problem, and the exit code is still 78.
+#[test]
+fn a_refused_config_is_a_json_record_under_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[poll]\ninterval = \"soon\"\n").unwrap();
+    let out = Command::new(common::binary())
+        .arg(format!("--config.file={}", path.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg("--log.format=json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(record["level"], "ERROR", "{stderr}");
+    assert_eq!(record["message"], "configuration refused", "{stderr}");
+    let file = path.display();
+    assert_eq!(
+        record["error"],
+        format!("{file}:2: poll.interval: invalid duration \"soon\": expected number at 0\n{file}: targets: at least one [[targets]] entry is required"),
+        "{stderr}"
+    );
+}
+
 /// Every dotted flag of the exporters' style is known.
 #[test]
 fn help_lists_the_dotted_flags() {
