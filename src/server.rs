@@ -302,6 +302,14 @@ pub fn spawn_dedicated(
     Ok(finished)
 }
 
+/// Answers a plain HTTP request on the TLS port with 400 and closes.
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    let _ = stream.write_all(ANSWER).await;
+    let _ = stream.shutdown().await;
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     peer: SocketAddr,
@@ -317,9 +325,19 @@ impl Connection {
         let Some(acceptor) = acceptor else {
             return self.serve(stream).await;
         };
-        let handshake = acceptor.accept(stream);
+        let handshake = async {
+            // Every TLS connection opens with a handshake record (0x16); a
+            // client speaking plain HTTP to this port gets a 400 it can
+            // read, as the exporter toolkit answers, not bytes it cannot.
+            let mut first = [0u8; 1];
+            if stream.peek(&mut first).await? == 1 && first[0] != 0x16 {
+                return Ok(Err(stream));
+            }
+            acceptor.accept(stream).await.map(Ok)
+        };
         match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
-            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Ok(Ok(tls))) => self.serve(tls).await,
+            Ok(Ok(Err(plain))) => refuse_plain_http(plain).await,
             Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
         }

@@ -69,8 +69,16 @@ async fn tls_from_the_toolkit_file_serves_clients_that_trust_the_ca() {
         let e = untrusting.get(&url).send().await.unwrap_err();
         assert!(e.is_connect(), "{e:?}");
 
-        // Plain HTTP on the TLS port gets no answer it can read.
-        assert!(common_web::http().get(exporter.url("/metrics")).send().await.is_err());
+        // Plain HTTP on the TLS port gets a 400 that says why.
+        let plain = common_web::http().get(exporter.url("/metrics")).send().await.unwrap();
+        assert_eq!(plain.status(), 400);
+        assert_eq!(
+            plain.text().await.unwrap(),
+            "Client sent an HTTP request to an HTTPS server.\n"
+        );
+        // And the port still serves TLS afterwards.
+        let r = pki.client(None).get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
     })
     .await
     .unwrap();
