@@ -100,7 +100,12 @@ fn load_key(
             let path = dir.join(f);
             files.push(path.clone());
             // The key's own error text never holds key material.
-            PrivateKeyDer::from_pem_file(&path).map_err(|e| format!("key_file {f:?}: {e}"))
+            PrivateKeyDer::from_pem_file(&path).map_err(|e| match e {
+                rustls_pki_types::pem::Error::NoItemsFound => format!(
+                    "key_file {f:?}: no private key in it (a PEM block such as BEGIN PRIVATE KEY; is it the certificate?)"
+                ),
+                e => format!("key_file {f:?}: {e}"),
+            })
         }
         (_, Some(k)) if !k.0.is_empty() => PrivateKeyDer::from_pem_slice(k.0.as_bytes())
             .map_err(|_| "key: no PEM private key could be read".to_string()),
@@ -334,6 +339,20 @@ mod tests {
             .unwrap()
             .tls_server_config
             .unwrap()
+    }
+
+    /// A certificate given as the key is named as the likely mistake.
+    #[test]
+    fn a_key_file_without_a_key_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.cert.pem()).unwrap();
+        let t = section("tls_server_config:\n  cert_file: server.pem\n  key_file: server.pem\n");
+        let e = load_key(&t, dir.path(), &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            e,
+            "key_file \"server.pem\": no private key in it (a PEM block such as BEGIN PRIVATE KEY; is it the certificate?)"
+        );
     }
 
     #[test]
