@@ -5,6 +5,19 @@ mod common;
 
 use common::{series, within, Exporter};
 
+/// The page holds the API page's example instance exactly, and every one of
+/// the four projects of the default demo fleet is up.
+fn assert_demo_fleet_is_served(page: &str) {
+    assert!(
+        series(page, "dbss_instance_upgrade_status").iter().any(|l| l
+        == "dbss_instance_upgrade_status{project_id=\"0db55000000000009e3779b97f4a7c15\",region=\"cn-north-4\",instance_id=\"5ac5856d-5c40-431d-98cc-1501eb7d8e11\",current_version=\"25.07.21.163957\",upgrade_version=\"\",env=\"prod\"} 2"),
+        "{page}"
+    );
+    let up = series(page, "dbss_up");
+    assert_eq!(up.len(), 4, "{page}");
+    assert!(up.iter().all(|l| l.ends_with(" 1")), "{page}");
+}
+
 /// The demo serves the API page's example instance exactly, and every demo
 /// project is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,14 +26,7 @@ async fn the_demo_serves_the_api_pages_example() {
         let exp = Exporter::demo(&["--demo.poll-interval=1h"]);
         exp.wait_ready().await;
         let page = exp.metrics().await;
-        assert!(
-            series(&page, "dbss_instance_upgrade_status").iter().any(|l| l
-                == "dbss_instance_upgrade_status{project_id=\"0db55000000000009e3779b97f4a7c15\",region=\"cn-north-4\",instance_id=\"5ac5856d-5c40-431d-98cc-1501eb7d8e11\",current_version=\"25.07.21.163957\",upgrade_version=\"\",env=\"prod\"} 2"),
-            "{page}"
-        );
-        let up = series(&page, "dbss_up");
-        assert_eq!(up.len(), 4, "{page}");
-        assert!(up.iter().all(|l| l.ends_with(" 1")), "{page}");
+        assert_demo_fleet_is_served(&page);
     })
     .await;
 }
@@ -90,14 +96,7 @@ async fn the_standalone_simulator_writes_a_config_the_exporter_runs_on() {
         let exp = Exporter::start(&config, &[]);
         exp.wait_ready().await;
         let page = exp.metrics().await;
-        assert!(
-            series(&page, "dbss_instance_upgrade_status").iter().any(|l| l
-                == "dbss_instance_upgrade_status{project_id=\"0db55000000000009e3779b97f4a7c15\",region=\"cn-north-4\",instance_id=\"5ac5856d-5c40-431d-98cc-1501eb7d8e11\",current_version=\"25.07.21.163957\",upgrade_version=\"\",env=\"prod\"} 2"),
-            "{page}"
-        );
-        let up = series(&page, "dbss_up");
-        assert_eq!(up.len(), 4, "{page}");
-        assert!(up.iter().all(|l| l.ends_with(" 1")), "{page}");
+        assert_demo_fleet_is_served(&page);
     })
     .await;
 }
