@@ -73,8 +73,19 @@ impl<'a> TableReader<'a> {
     }
 
     fn key(&self, name: &str) -> String {
+        // A name TOML would have to quote (empty, or with dots, spaces and
+        // the like) is shown quoted, so that the message names it visibly.
+        let bare = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let name = if bare {
+            name.to_string()
+        } else {
+            format!("{name:?}")
+        };
         match self.path.is_empty() {
-            true => name.to_string(),
+            true => name,
             false => format!("{}.{name}", self.path),
         }
     }

@@ -73,6 +73,18 @@ fn unknown_keys_are_refused_with_their_line() {
     assert_eq!(errors(&text), "dbss.toml:24: extra: unknown key");
 }
 
+/// Keys TOML has to quote are named quoted: an empty one is still seen.
+#[test]
+fn quoted_unknown_keys_are_named_quoted() {
+    let text = format!("''=''\n{GOOD}");
+    assert_eq!(errors(&text), "dbss.toml:1: \"\": unknown key");
+    let text = GOOD.replace("concurrency = 8", "\"con.currency\" = 8");
+    assert_eq!(
+        errors(&text),
+        "dbss.toml:5: poll.\"con.currency\": unknown key"
+    );
+}
+
 #[test]
 fn bad_durations_say_why() {
     let text = GOOD.replace("interval = \"5m\"", "interval = \"5 parsecs\"");
