@@ -529,15 +529,27 @@ async fn a_failing_project_never_changes_another_projects_series() {
         let poll = "interval = \"2s\"\ndeadline = \"1500ms\"\ntimeout = \"1s\"\nretries = 1";
         let exp = Exporter::start(&config(poll, &sim.url(), &["good", "bad"]));
 
-        let page = exp
-            .wait_for_line(&line(
-                "dbss_poll_errors_total",
-                "bad",
-                "reason=\"http_5xx\"",
-                "3",
-            ))
-            .await;
-        let polls = sim.request_count("good").to_string();
+        exp.wait_for_line(&line(
+            "dbss_poll_errors_total",
+            "bad",
+            "reason=\"http_5xx\"",
+            "3",
+        ))
+        .await;
+        // "good" goes on being polled, and its page is published up to a
+        // second after each answer: take a page that has caught up with the
+        // simulator's count, between two polls.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let (page, polls) = loop {
+            let before = sim.request_count("good").to_string();
+            let page = exp.metrics().await;
+            let count = line("dbss_api_requests_total", "good", "code=\"200\"", &before);
+            if has_line(&page, &count) && sim.request_count("good").to_string() == before {
+                break (page, before);
+            }
+            assert!(std::time::Instant::now() < deadline, "{page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let stable: Vec<String> = project_lines(&page, "good")
             .into_iter()
             .filter(|l| !l.starts_with("dbss_poll_duration") && !l.starts_with("dbss_last_poll"))
