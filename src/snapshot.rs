@@ -312,16 +312,20 @@ mod tests {
             Arc::new(ProjectState::new(&target))
         };
 
-        snapshot.update(&keys[0], state("a"), true);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(snapshot.page().readiness, (2, 1));
-        snapshot.update(&keys[1], state("b"), true);
-        let ready = async {
-            while snapshot.page().readiness != (2, 2) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let published = |want: (usize, usize)| {
+            let snapshot = snapshot.clone();
+            async move {
+                while snapshot.page().readiness != want {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         };
-        let waited = tokio::time::timeout(Duration::from_secs(5), ready).await;
+        // The first change is published at once; the 30 s gap starts then.
+        snapshot.update(&keys[0], state("a"), true);
+        let first = tokio::time::timeout(Duration::from_secs(5), published((2, 1))).await;
+        assert!(first.is_ok(), "the first change was not published");
+        snapshot.update(&keys[1], state("b"), true);
+        let waited = tokio::time::timeout(Duration::from_secs(5), published((2, 2))).await;
         cancel.cancel();
         assert!(waited.is_ok(), "the complete page waited out the gap");
     }
