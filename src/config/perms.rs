@@ -24,19 +24,20 @@ pub struct OpenSecretFile {
 
 /// Every secret file of `config` that every user may read.
 pub fn open_secret_files(config: &Config) -> Vec<OpenSecretFile> {
-    let mut found = Vec::new();
-    for (name, spec) in &config.credentials {
-        for path in secret_files(spec) {
-            if let Some(mode) = mode_of(&path).filter(|m| m & 0o004 != 0) {
-                found.push(OpenSecretFile {
-                    credential: name.clone(),
-                    path,
-                    mode,
-                });
-            }
-        }
-    }
-    found
+    secrets(config)
+        .filter_map(|(credential, source)| match source {
+            SecretSource::File(path) => Some((credential, path)),
+            _ => None,
+        })
+        .filter_map(|(credential, path)| {
+            let mode = mode_of(path).filter(|m| m & 0o004 != 0)?;
+            Some(OpenSecretFile {
+                credential: credential.to_string(),
+                path: path.clone(),
+                mode,
+            })
+        })
+        .collect()
 }
 
 /// Logs a warning for each secret file that every user may read.
@@ -64,18 +65,15 @@ pub struct UnreadableSecret {
 
 /// Every secret of `config` that cannot be read now.
 pub fn unreadable_secrets(config: &Config) -> Vec<UnreadableSecret> {
-    let mut found = Vec::new();
-    for (name, spec) in &config.credentials {
-        for source in secret_sources(spec) {
-            if let Err(e) = source.load() {
-                found.push(UnreadableSecret {
-                    credential: name.clone(),
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    found
+    secrets(config)
+        .filter_map(|(credential, source)| {
+            let e = source.load().err()?;
+            Some(UnreadableSecret {
+                credential: credential.to_string(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Logs a warning for each secret that cannot be read now.
@@ -89,25 +87,19 @@ pub fn warn_unreadable_secrets(config: &Config) {
     }
 }
 
-fn secret_sources(spec: &CredentialSpec) -> Vec<&SecretSource> {
-    match spec {
-        CredentialSpec::Token { token } => vec![token],
-        CredentialSpec::AkSk {
-            sk, security_token, ..
-        } => std::iter::once(sk).chain(security_token).collect(),
-        CredentialSpec::Password { password, .. } => vec![password],
-        CredentialSpec::EcsMetadata { .. } | CredentialSpec::SdkEnv => vec![],
-    }
-}
-
-fn secret_files(spec: &CredentialSpec) -> Vec<PathBuf> {
-    secret_sources(spec)
-        .into_iter()
-        .filter_map(|s| match s {
-            SecretSource::File(p) => Some(p.clone()),
-            _ => None,
-        })
-        .collect()
+/// Every secret `config` names, with the `[credentials.NAME]` it belongs to.
+fn secrets(config: &Config) -> impl Iterator<Item = (&str, &SecretSource)> {
+    config.credentials.iter().flat_map(|(name, spec)| {
+        let sources: Vec<&SecretSource> = match spec {
+            CredentialSpec::Token { token } => vec![token],
+            CredentialSpec::AkSk {
+                sk, security_token, ..
+            } => std::iter::once(sk).chain(security_token).collect(),
+            CredentialSpec::Password { password, .. } => vec![password],
+            CredentialSpec::EcsMetadata { .. } | CredentialSpec::SdkEnv => vec![],
+        };
+        sources.into_iter().map(move |s| (name.as_str(), s))
+    })
 }
 
 #[cfg(unix)]
