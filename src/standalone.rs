@@ -83,13 +83,17 @@ pub fn write_config(config: &Config, dir: &Path) -> Result<PathBuf, RunError> {
     Ok(path)
 }
 
-/// One `[credentials.NAME]` table; secrets held in memory go to files.
+/// One `[credentials.NAME]` table; secrets held in memory go to files
+/// named `NAME-STEM` in `dir`.
 fn credential_table(name: &str, spec: &CredentialSpec, dir: &Path) -> Result<Table, RunError> {
     let mut t = Table::new();
+    let secret = |t: &mut Table, stem: &str, source: &SecretSource| {
+        put_secret(t, stem, source, &dir.join(format!("{name}-{stem}")))
+    };
     match spec {
         CredentialSpec::Token { token } => {
             t.insert("type", value("token"));
-            put_secret(&mut t, "token", token, &dir.join(format!("{name}-token")))?;
+            secret(&mut t, "token", token)?;
         }
         CredentialSpec::AkSk {
             ak,
@@ -98,10 +102,9 @@ fn credential_table(name: &str, spec: &CredentialSpec, dir: &Path) -> Result<Tab
         } => {
             t.insert("type", value("aksk"));
             t.insert("ak", value(ak));
-            put_secret(&mut t, "sk", sk, &dir.join(format!("{name}-sk")))?;
+            secret(&mut t, "sk", sk)?;
             if let Some(st) = security_token {
-                let file = dir.join(format!("{name}-security-token"));
-                put_secret(&mut t, "security_token", st, &file)?;
+                secret(&mut t, "security_token", st)?;
             }
         }
         CredentialSpec::Password {
@@ -113,12 +116,7 @@ fn credential_table(name: &str, spec: &CredentialSpec, dir: &Path) -> Result<Tab
             t.insert("type", value("password"));
             t.insert("domain", value(domain));
             t.insert("user", value(user));
-            put_secret(
-                &mut t,
-                "password",
-                password,
-                &dir.join(format!("{name}-password")),
-            )?;
+            secret(&mut t, "password", password)?;
             if let Some(e) = iam_endpoint {
                 t.insert("iam_endpoint", value(e));
             }
@@ -134,7 +132,7 @@ fn credential_table(name: &str, spec: &CredentialSpec, dir: &Path) -> Result<Tab
     Ok(t)
 }
 
-/// Sets `STEM_file` or `STEM_env`; a secret held in memory is written to
+/// Sets `STEM_env`, or `STEM_file`; a secret held in memory is written to
 /// `file` first, readable by the owner only.
 fn put_secret(
     table: &mut Table,
@@ -142,21 +140,21 @@ fn put_secret(
     source: &SecretSource,
     file: &Path,
 ) -> Result<(), RunError> {
-    match source {
+    let path = match source {
         SecretSource::Env(name) => {
             table.insert(&format!("{stem}_env"), value(name));
+            return Ok(());
         }
-        SecretSource::File(path) => {
-            table.insert(&format!("{stem}_file"), value(path.display().to_string()));
-        }
+        SecretSource::File(path) => path.clone(),
         SecretSource::Value(secret) => {
             write_private(file, secret.expose().as_bytes()).map_err(|source| RunError::Write {
                 path: file.to_path_buf(),
                 source,
             })?;
-            table.insert(&format!("{stem}_file"), value(file.display().to_string()));
+            file.to_path_buf()
         }
-    }
+    };
+    table.insert(&format!("{stem}_file"), value(path.display().to_string()));
     Ok(())
 }
 
