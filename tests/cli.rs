@@ -22,6 +22,26 @@ fn check(config: &str) -> (i32, String, String) {
     (out.status.code().unwrap(), stdout, stderr)
 }
 
+/// Runs the exporter on `config` with `args` until it exits; its exit code
+/// and stderr, with the file's path written FILE.
+fn run(config: &str, args: &[String]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(common::binary())
+        .arg(format!("--config.file={}", path.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(&path.display().to_string(), "FILE");
+    (out.status.code(), stderr)
+}
+
+/// A configuration that loads, whose only credential reads an unset variable.
+const LOADS: &str = "[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n";
+
 /// A bad file: every problem on stderr, and exit code 78.
 #[test]
 fn config_check_lists_every_problem_and_exits_78() {
@@ -72,16 +92,8 @@ fn a_missing_config_file_exits_78() {
 fn a_busy_listen_address_exits_1() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n").unwrap();
-    let out = Command::new(common::binary())
-        .arg(format!("--config.file={}", path.display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (code, stderr) = run(LOADS, &[format!("--web.listen-address={addr}")]);
+    assert_eq!(code, Some(1));
     // Said once, as a log line, not again as a bare message.
     assert_eq!(
         stderr.matches(&format!("cannot listen on {addr}")).count(),
@@ -102,17 +114,12 @@ fn a_busy_listen_address_exits_1() {
 fn json_logs_are_flat_objects() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[[targets]]\nproject_id = \"p\"\nregion = \"r\"\ncredentials = \"t\"\n[credentials.t]\ntype = \"token\"\ntoken_env = \"X\"\n").unwrap();
-    let out = Command::new(common::binary())
-        .arg(format!("--config.file={}", path.display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--log.format=json")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let args = [
+        format!("--web.listen-address={addr}"),
+        "--log.format=json".into(),
+    ];
+    let (code, stderr) = run(LOADS, &args);
+    assert_eq!(code, Some(1));
     let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(last["level"], "ERROR", "{stderr}");
     assert_eq!(last["message"], "dbss-exporter stopped", "{stderr}");
@@ -130,26 +137,20 @@ fn json_logs_are_flat_objects() {
 /// record holding every problem, and the exit code is still 78.
 #[test]
 fn a_refused_config_is_a_json_record_under_json_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[poll]\ninterval = \"soon\"\n").unwrap();
-    let out = Command::new(common::binary())
-        .arg(format!("--config.file={}", path.display()))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .arg("--log.format=json")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let args = [
+        "--web.listen-address=127.0.0.1:0".into(),
+        "--log.format=json".into(),
+    ];
+    let (code, stderr) = run("[poll]\ninterval = \"soon\"\n", &args);
+    assert_eq!(code, Some(78));
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     let record: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(record["level"], "ERROR", "{stderr}");
     assert_eq!(record["message"], "configuration refused", "{stderr}");
-    let file = path.display();
     assert_eq!(
         record["error"],
-        format!("{file}:2: poll.interval: invalid duration \"soon\": expected number at 0\n{file}: targets: at least one [[targets]] entry is required"),
+        "FILE:2: poll.interval: invalid duration \"soon\": expected number at 0\nFILE: targets: at least one [[targets]] entry is required",
         "{stderr}"
     );
 }
