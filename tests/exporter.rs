@@ -189,21 +189,28 @@ async fn failing_project_keeps_last_answer_until_stale() {
     .await;
 }
 
+/// An exporter with `args` polling P1, which has one instance, once an
+/// hour; the simulator and the token file's directory must outlive it.
+async fn one_instance_polled_hourly(args: &[&str]) -> (Simulator, tempfile::TempDir, Exporter) {
+    let sim = sim().await;
+    sim.set_instances(P1, vec![instance_json("a", "1.0", 1, Some("1.1"), 1)]);
+    let (dir, tf) = token_file(TOKEN);
+    let exp = Exporter::start(
+        &config(
+            "interval = \"1h\"",
+            &tf,
+            &[(P1, "cn-north-4", &sim.url(), "")],
+        ),
+        args,
+    );
+    (sim, dir, exp)
+}
+
 /// Scrapes never reach the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_scrapes_make_no_api_request() {
     within(60, async {
-        let sim = sim().await;
-        sim.set_instances(P1, vec![instance_json("a", "1.0", 1, Some("1.1"), 1)]);
-        let (_d, tf) = token_file(TOKEN);
-        let exp = Exporter::start(
-            &config(
-                "interval = \"1h\"",
-                &tf,
-                &[(P1, "cn-north-4", &sim.url(), "")],
-            ),
-            &[],
-        );
+        let (sim, _d, exp) = one_instance_polled_hourly(&[]).await;
         exp.wait_ready().await;
         let before = sim.requests().len();
         assert_eq!(before, 1);
@@ -228,17 +235,7 @@ async fn a_hundred_scrapes_make_no_api_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_counts_no_scrape_and_405_names_the_allowed_methods() {
     within(60, async {
-        let sim = sim().await;
-        sim.set_instances(P1, vec![instance_json("a", "1.0", 1, Some("1.1"), 1)]);
-        let (_d, tf) = token_file(TOKEN);
-        let exp = Exporter::start(
-            &config(
-                "interval = \"1h\"",
-                &tf,
-                &[(P1, "cn-north-4", &sim.url(), "")],
-            ),
-            &["--web.enable-lifecycle"],
-        );
+        let (_sim, _d, exp) = one_instance_polled_hourly(&["--web.enable-lifecycle"]).await;
         exp.wait_ready().await;
         let http = reqwest::Client::new();
         for _ in 0..3 {
