@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Measures dbss-exporter's performance figures, all in one run:
 #
-#  1. /metrics at PROJECTS x INSTANCES series (default 1000 x 10 = 10,000),
-#     plain and gzip: requests/s, mean latency, page size and peak RSS, with
-#     wrk. When PEERS names the reference peers' script (metrics-serving.sh
-#     of the benchmark kit: Prometheus' Go client and nginx serving the same
-#     number of series), that script measures all three side by side and
-#     prints the ratios; otherwise only the exporter is measured. Then, where
-#     nginx is installed, nginx serves the exporter's own page (plain, and its
-#     gzip body pre-compressed) beside it: the limit for those very bytes.
-#     The simulator runs in a process of its own (`dbss-exporter simulator`),
-#     so CPU and memory figures are the exporter's alone.
-#  2. The first poll cycle over PROJECTS projects with the simulator
-#     answering after 50 ms at concurrency 32, against its latency bound
-#     (PROJECTS / 32 x 50 ms), and CPU time per 1,000 polls.
-#  3. The same for 10,000 projects of one instance (10,000 series), plus the
+#  1. PROJECTS x INSTANCES (default 1000 x 10 = 10,000 series): the first poll
+#     cycle with the simulator answering after 50 ms at concurrency 32,
+#     against its latency bound (PROJECTS / 32 x 50 ms), the time to ready
+#     and the CPU per 1,000 polls; then /metrics plain and gzip: requests/s,
+#     mean latency, page size and peak RSS, with wrk. When PEERS names the
+#     reference peers' script (metrics-serving.sh of the benchmark kit:
+#     Prometheus' Go client and nginx serving the same number of series),
+#     that script measures all three side by side and prints the ratios;
+#     otherwise only the exporter is measured. Then, where nginx is
+#     installed, nginx serves the exporter's own page (plain, and its gzip
+#     body pre-compressed) beside it: the limit for those very bytes.
+#  2. The same poll figures for 10,000 projects of one instance, plus the
 #     mean scrape latency while a poll cycle runs against idle, and the RSS.
+#
+# The simulator runs in a process of its own (`dbss-exporter simulator`), so
+# CPU and memory figures are the exporter's alone.
 #
 # Usage: bench/run.sh [PROJECTS] [INSTANCES] [SECONDS]
 # Needs: cargo, curl, wrk (apt-get install wrk), python3; nginx for the
